@@ -1,0 +1,316 @@
+//! The LCP policy for PPPoE (RFC 1661 §6, RFC 2516 §7, RFC 4638).
+//!
+//! What it asks for: an MRU (1492 by default: 1500 bytes of Ethernet payload
+//! minus the PPPoE header; up to 1500 with RFC 4638 when the AC agreed to it) and
+//! a Magic-Number. What it refuses: ACCM, ACFC, FCS-Alternatives (RFC 2516 §7
+//! says reject them) and PFC (not recommended over PPPoE), Quality-Protocol, and
+//! anything it does not know. Authentication: the AC asks, we Ack a method we are
+//! configured for and Nak any other with one we accept.
+
+use portdial_protocol::lcp::{AuthProtocol, LcpOption};
+use portdial_protocol::options::{OptionIter, RawOption};
+use rand::RngCore;
+use rand_chacha::ChaCha8Rng;
+
+use crate::auth::AuthMethod;
+use crate::fsm::{Policy, RequestVerdict};
+
+/// The smallest MRU we agree to (pppd's PPP_MINMRU): below it the link cannot
+/// carry a useful IP packet.
+pub const MIN_MRU: u16 = 128;
+/// RFC 1661's default MRU, assumed when the peer does not negotiate one.
+pub const DEFAULT_MRU: u16 = 1500;
+/// An MRU that fits a plain 1500-byte Ethernet payload after the PPPoE header.
+pub const PPPOE_MRU: u16 = 1492;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LcpConfig {
+    /// The MRU we ask for.
+    pub mru: u16,
+    /// The largest frame the link can carry (1492, or up to 1500 with RFC 4638);
+    /// the peer's MRU is clamped to it for our MTU.
+    pub link_max: u16,
+    pub allow_pap: bool,
+    pub allow_chap: bool,
+    /// Consecutive Magic-Number collisions before we call the link looped back.
+    pub loopback_limit: u32,
+}
+
+impl Default for LcpConfig {
+    fn default() -> Self {
+        LcpConfig { mru: PPPOE_MRU, link_max: PPPOE_MRU, allow_pap: true, allow_chap: true, loopback_limit: 5 }
+    }
+}
+
+/// What LCP settled on, valid once the layer is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LcpNegotiated {
+    /// The MRU the peer Acked for us (what we may receive).
+    pub our_mru: Option<u16>,
+    /// The peer's MRU (what we may send), RFC default 1500 when not negotiated.
+    pub peer_mru: Option<u16>,
+    pub auth: Option<AuthMethod>,
+    pub our_magic: Option<u32>,
+    pub peer_magic: Option<u32>,
+}
+
+impl LcpNegotiated {
+    /// The MTU for the network layer: the peer's MRU, clamped to what the
+    /// link can carry.
+    pub fn mtu(&self, link_max: u16) -> u16 {
+        self.peer_mru.unwrap_or(DEFAULT_MRU).min(link_max)
+    }
+}
+
+#[derive(Debug)]
+pub struct LcpPolicy {
+    config: LcpConfig,
+    rng: ChaCha8Rng,
+    /// What our next Configure-Request asks for; `None` once rejected.
+    want_mru: Option<u16>,
+    want_magic: Option<u32>,
+    /// What the peer asked in the request we are about to Ack.
+    pending_peer: LcpNegotiated,
+    negotiated: LcpNegotiated,
+    magic_collisions: u32,
+    loopback: bool,
+}
+
+impl LcpPolicy {
+    pub fn new(config: LcpConfig, rng: ChaCha8Rng) -> LcpPolicy {
+        let mut policy = LcpPolicy {
+            config,
+            rng,
+            want_mru: None,
+            want_magic: None,
+            pending_peer: LcpNegotiated::default(),
+            negotiated: LcpNegotiated::default(),
+            magic_collisions: 0,
+            loopback: false,
+        };
+        policy.reset();
+        policy
+    }
+
+    pub fn config(&self) -> &LcpConfig {
+        &self.config
+    }
+
+    /// Raises the link's limit once the AC confirmed an RFC 4638 PPP-Max-Payload.
+    pub fn set_link_max(&mut self, link_max: u16, mru: u16) {
+        self.config.link_max = link_max;
+        self.config.mru = mru;
+        self.want_mru = Some(mru);
+    }
+
+    pub fn negotiated(&self) -> &LcpNegotiated {
+        &self.negotiated
+    }
+
+    /// Our current Magic-Number (0 when not negotiated), for Echo packets.
+    pub fn magic(&self) -> u32 {
+        self.negotiated.our_magic.or(self.want_magic).unwrap_or(0)
+    }
+
+    /// Whether the Magic-Number exchange showed a looped-back link.
+    pub fn loopback_detected(&self) -> bool {
+        self.loopback
+    }
+
+    /// Flags a loopback seen elsewhere (an Echo carrying our own magic).
+    pub fn note_loopback(&mut self) {
+        self.loopback = true;
+    }
+
+    fn new_magic(&mut self) -> u32 {
+        loop {
+            let magic = self.rng.next_u32();
+            if magic != 0 && Some(magic) != self.want_magic {
+                return magic;
+            }
+        }
+    }
+
+    /// The method we offer in a Nak: CHAP-MD5 when allowed (the password never
+    /// crosses the wire), PAP otherwise.
+    fn preferred_auth(&self) -> Option<AuthProtocol<'static>> {
+        if self.config.allow_chap {
+            Some(AuthProtocol::Chap { algorithm: 5 })
+        } else if self.config.allow_pap {
+            Some(AuthProtocol::Pap)
+        } else {
+            None
+        }
+    }
+
+    fn accepted_auth(&self, protocol: &AuthProtocol<'_>) -> Option<AuthMethod> {
+        match protocol {
+            AuthProtocol::Pap if self.config.allow_pap => Some(AuthMethod::Pap),
+            AuthProtocol::Chap { algorithm: 5 } if self.config.allow_chap => Some(AuthMethod::ChapMd5),
+            _ => None,
+        }
+    }
+}
+
+/// Sorts the peer's options into the three answers RFC 1661 §5 allows; the
+/// first non-empty of reject, nak, ack wins.
+#[derive(Default)]
+pub(crate) struct Verdicts {
+    pub reject: Vec<u8>,
+    pub nak: Vec<u8>,
+}
+
+impl Verdicts {
+    pub fn reject_raw(&mut self, raw: RawOption<'_>) {
+        raw.push_to(&mut self.reject);
+    }
+
+    /// A list that does not parse: reject everything from the bad option on,
+    /// as pppd does, so the peer sees exactly what we could not read.
+    pub fn reject_rest(&mut self, options: &[u8], consumed: usize) {
+        self.reject.extend_from_slice(options.get(consumed..).unwrap_or(&[]));
+    }
+
+    pub fn into_verdict(self) -> RequestVerdict {
+        if !self.reject.is_empty() {
+            RequestVerdict::Reject(self.reject)
+        } else if !self.nak.is_empty() {
+            RequestVerdict::Nak(self.nak)
+        } else {
+            RequestVerdict::Ack
+        }
+    }
+}
+
+/// Walks a Configure-Request's options, handing each parsed one to `judge` and
+/// rejecting malformed ones. `P` parses a raw option into the protocol's type.
+pub(crate) fn judge_options<'a, T>(
+    options: &'a [u8],
+    parse: impl Fn(RawOption<'a>) -> portdial_protocol::Result<T>,
+    mut judge: impl FnMut(T, RawOption<'a>, &mut Verdicts),
+) -> Verdicts {
+    let mut verdicts = Verdicts::default();
+    let mut consumed = 0;
+    for raw in OptionIter::new(options) {
+        match raw {
+            Ok(raw) => {
+                consumed += raw.buffer_len();
+                match parse(raw) {
+                    Ok(option) => judge(option, raw, &mut verdicts),
+                    // A known option with the wrong length.
+                    Err(_) => verdicts.reject_raw(raw),
+                }
+            }
+            Err(_) => {
+                verdicts.reject_rest(options, consumed);
+                break;
+            }
+        }
+    }
+    verdicts
+}
+
+impl Policy for LcpPolicy {
+    fn name(&self) -> &'static str {
+        "LCP"
+    }
+
+    fn reset(&mut self) {
+        self.want_mru = (self.config.mru != DEFAULT_MRU).then_some(self.config.mru);
+        self.want_magic = Some(self.new_magic());
+        self.negotiated = LcpNegotiated::default();
+        self.pending_peer = LcpNegotiated::default();
+        self.magic_collisions = 0;
+        self.loopback = false;
+    }
+
+    fn build_request(&mut self, out: &mut Vec<u8>) {
+        if let Some(mru) = self.want_mru {
+            LcpOption::Mru(mru).push_to(out);
+        }
+        if let Some(magic) = self.want_magic {
+            LcpOption::MagicNumber(magic).push_to(out);
+        }
+    }
+
+    fn check_request(&mut self, options: &[u8], nak_allowed: bool) -> RequestVerdict {
+        let mut peer = LcpNegotiated::default();
+        let mut magic_collision = false;
+        let mut replacement_magic = None;
+        // Draw a replacement magic up front so the closure below need not borrow self mutably.
+        let fresh_magic = self.new_magic();
+        let verdicts = judge_options(options, LcpOption::parse, |option, raw, verdicts| match option {
+            LcpOption::Mru(mru) if mru >= MIN_MRU => peer.peer_mru = Some(mru),
+            LcpOption::Mru(_) if nak_allowed => LcpOption::Mru(MIN_MRU).push_to(&mut verdicts.nak),
+            LcpOption::AuthProtocol(protocol) => match self.accepted_auth(&protocol) {
+                Some(method) => peer.auth = Some(method),
+                None => match self.preferred_auth() {
+                    Some(ours) if nak_allowed => LcpOption::AuthProtocol(ours).push_to(&mut verdicts.nak),
+                    _ => verdicts.reject_raw(raw),
+                },
+            },
+            LcpOption::MagicNumber(magic) if magic != 0 && Some(magic) != self.want_magic => {
+                peer.peer_magic = Some(magic)
+            }
+            LcpOption::MagicNumber(magic) if nak_allowed => {
+                // RFC 1661 §6.4: a collision means either a looped-back link or two
+                // peers that drew the same number; Nak with a different value and
+                // draw a new one ourselves.
+                magic_collision = magic != 0;
+                replacement_magic = Some(fresh_magic);
+                LcpOption::MagicNumber(fresh_magic ^ 0x5a5a_5a5a).push_to(&mut verdicts.nak)
+            }
+            // ACCM, ACFC, PFC, FCS-Alternatives (RFC 2516 §7), Quality-Protocol,
+            // a Nak we may no longer send, and everything unknown.
+            _ => verdicts.reject_raw(raw),
+        });
+        if magic_collision {
+            self.magic_collisions += 1;
+            if self.magic_collisions >= self.config.loopback_limit {
+                self.loopback = true;
+            }
+            self.want_magic = replacement_magic;
+        } else {
+            self.magic_collisions = 0;
+        }
+        let verdict = verdicts.into_verdict();
+        if matches!(verdict, RequestVerdict::Ack) {
+            self.pending_peer = peer;
+            self.negotiated.peer_mru = peer.peer_mru;
+            self.negotiated.auth = peer.auth;
+            self.negotiated.peer_magic = peer.peer_magic;
+        }
+        verdict
+    }
+
+    fn handle_ack(&mut self, _options: &[u8]) {
+        self.negotiated.our_mru = self.want_mru;
+        self.negotiated.our_magic = self.want_magic;
+    }
+
+    fn handle_nak(&mut self, options: &[u8]) -> Result<(), String> {
+        for option in LcpOption::iter(options).flatten() {
+            match option {
+                // Take the peer's suggestion when we can receive it (pppd accepts up
+                // to the RFC default too: an AC Nak'ing 1492 to 1500 is common).
+                LcpOption::Mru(mru) if mru >= MIN_MRU && (mru <= self.config.mru.max(DEFAULT_MRU)) => {
+                    self.want_mru = (mru != DEFAULT_MRU || self.want_mru.is_some()).then_some(mru)
+                }
+                LcpOption::MagicNumber(_) => self.want_magic = Some(self.new_magic()),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn handle_reject(&mut self, options: &[u8]) -> Result<(), String> {
+        for option in LcpOption::iter(options).flatten() {
+            match option {
+                LcpOption::Mru(_) => self.want_mru = None,
+                LcpOption::MagicNumber(_) => self.want_magic = None,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}

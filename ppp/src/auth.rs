@@ -81,9 +81,16 @@ pub enum AuthOutcome {
 #[derive(Debug)]
 enum State {
     /// PAP: a request is out, retransmitted at `deadline`.
-    PapRequesting { identifier: u8, sent: u32, deadline: Instant },
+    PapRequesting {
+        identifier: u8,
+        sent: u32,
+        deadline: Instant,
+    },
     /// CHAP: waiting for a Challenge, or for Success/Failure after a Response.
-    ChapWaiting { deadline: Instant, answered: Option<u8> },
+    ChapWaiting {
+        deadline: Instant,
+        answered: Option<u8>,
+    },
     /// Authentication finished; CHAP may still re-challenge.
     Done,
 }
@@ -111,8 +118,15 @@ impl Authenticator {
         first_identifier: u8,
     ) -> Authenticator {
         let state = match method {
-            AuthMethod::Pap => State::PapRequesting { identifier: first_identifier, sent: 0, deadline: now },
-            AuthMethod::ChapMd5 => State::ChapWaiting { deadline: now + config.challenge_timeout, answered: None },
+            AuthMethod::Pap => State::PapRequesting {
+                identifier: first_identifier,
+                sent: 0,
+                deadline: now,
+            },
+            AuthMethod::ChapMd5 => State::ChapWaiting {
+                deadline: now + config.challenge_timeout,
+                answered: None,
+            },
         };
         let mut auth = Authenticator {
             method,
@@ -145,7 +159,9 @@ impl Authenticator {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
-            State::PapRequesting { deadline, .. } | State::ChapWaiting { deadline, .. } => Some(deadline),
+            State::PapRequesting { deadline, .. } | State::ChapWaiting { deadline, .. } => {
+                Some(deadline)
+            }
             State::Done => None,
         }
     }
@@ -172,12 +188,18 @@ impl Authenticator {
 
     fn fail(&mut self, message: String) {
         self.state = State::Done;
-        self.outcome = Some(AuthOutcome::Failure { method: self.method, message });
+        self.outcome = Some(AuthOutcome::Failure {
+            method: self.method,
+            message,
+        });
     }
 
     fn succeed(&mut self, message: String) {
         self.state = State::Done;
-        self.outcome = Some(AuthOutcome::Success { method: self.method, message });
+        self.outcome = Some(AuthOutcome::Success {
+            method: self.method,
+            message,
+        });
     }
 
     fn send_pap_request(&mut self, now: Instant) {
@@ -192,13 +214,19 @@ impl Authenticator {
             password: self.credentials.password.expose().as_bytes(),
         };
         self.transmit.push(repr.to_packet(identifier));
-        self.state = State::PapRequesting { identifier, sent, deadline: now + self.config.restart_interval };
+        self.state = State::PapRequesting {
+            identifier,
+            sent,
+            deadline: now + self.config.restart_interval,
+        };
     }
 
     /// Feeds a PAP packet. Returns false when it was not acceptable (wrong id,
     /// wrong code, not expected now) and was dropped.
     pub fn handle_pap(&mut self, packet: &control::Repr<'_>) -> bool {
-        let State::PapRequesting { identifier, .. } = self.state else { return false };
+        let State::PapRequesting { identifier, .. } = self.state else {
+            return false;
+        };
         if self.method != AuthMethod::Pap || packet.identifier != identifier {
             return false;
         }
@@ -217,8 +245,15 @@ impl Authenticator {
         }
         match chap::Repr::parse(packet) {
             Ok(chap::Repr::Challenge { value, .. }) => {
-                let response = chap_md5_response(packet.identifier, self.credentials.password.expose().as_bytes(), value);
-                let repr = chap::Repr::Response { value: &response, name: self.credentials.user.as_bytes() };
+                let response = chap_md5_response(
+                    packet.identifier,
+                    self.credentials.password.expose().as_bytes(),
+                    value,
+                );
+                let repr = chap::Repr::Response {
+                    value: &response,
+                    name: self.credentials.user.as_bytes(),
+                };
                 self.transmit.push(repr.to_packet(packet.identifier));
                 match self.state {
                     State::Done => self.rechallenges += 1,
@@ -235,7 +270,9 @@ impl Authenticator {
             // re-challenge the link is already up, so a Success changes nothing
             // and a Failure ends it.
             Ok(chap::Repr::Success { message }) => match self.state {
-                State::ChapWaiting { answered: Some(id), .. } if id == packet.identifier => {
+                State::ChapWaiting {
+                    answered: Some(id), ..
+                } if id == packet.identifier => {
                     self.succeed(lossy(message));
                     true
                 }
@@ -243,7 +280,9 @@ impl Authenticator {
                 _ => false,
             },
             Ok(chap::Repr::Failure { message }) => match self.state {
-                State::ChapWaiting { answered: Some(id), .. } if id != packet.identifier => false,
+                State::ChapWaiting {
+                    answered: Some(id), ..
+                } if id != packet.identifier => false,
                 State::ChapWaiting { answered: None, .. } => false,
                 _ => {
                     self.fail(lossy(message));
@@ -267,7 +306,6 @@ pub fn chap_md5_response(identifier: u8, secret: &[u8], challenge: &[u8]) -> [u8
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
-
 
 #[cfg(test)]
 mod tests {

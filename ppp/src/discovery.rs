@@ -150,8 +150,15 @@ impl std::error::Error for DiscoveryError {}
 enum State {
     Idle,
     /// PADI sent; `attempt` counts from 1.
-    Initiating { attempt: u32, deadline: Instant },
-    Requesting { offer: Offer, attempt: u32, deadline: Instant },
+    Initiating {
+        attempt: u32,
+        deadline: Instant,
+    },
+    Requesting {
+        offer: Offer,
+        attempt: u32,
+        deadline: Instant,
+    },
     Established(Established),
     Failed(DiscoveryError),
 }
@@ -232,13 +239,19 @@ impl Discovery {
     }
 
     pub fn is_pending(&self) -> bool {
-        matches!(self.state, State::Initiating { .. } | State::Requesting { .. })
+        matches!(
+            self.state,
+            State::Initiating { .. } | State::Requesting { .. }
+        )
     }
 
     /// Starts (or restarts) discovery: broadcast the first PADI.
     pub fn start(&mut self, now: Instant) {
         self.offers.clear();
-        self.state = State::Initiating { attempt: 1, deadline: now + self.config.timeout };
+        self.state = State::Initiating {
+            attempt: 1,
+            deadline: now + self.config.timeout,
+        };
         self.send_padi();
     }
 
@@ -267,7 +280,9 @@ impl Discovery {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
-            State::Initiating { deadline, .. } | State::Requesting { deadline, .. } => Some(*deadline),
+            State::Initiating { deadline, .. } | State::Requesting { deadline, .. } => {
+                Some(*deadline)
+            }
             _ => None,
         }
     }
@@ -278,14 +293,24 @@ impl Discovery {
                 let attempt = *attempt;
                 if attempt >= self.config.attempts {
                     let offers = self.offers.len();
-                    self.state = State::Failed(DiscoveryError::NoOffer { attempts: attempt, offers });
+                    self.state = State::Failed(DiscoveryError::NoOffer {
+                        attempts: attempt,
+                        offers,
+                    });
                     return;
                 }
                 let deadline = now + self.backoff(attempt);
-                self.state = State::Initiating { attempt: attempt + 1, deadline };
+                self.state = State::Initiating {
+                    attempt: attempt + 1,
+                    deadline,
+                };
                 self.send_padi();
             }
-            State::Requesting { offer, attempt, deadline } if now >= *deadline => {
+            State::Requesting {
+                offer,
+                attempt,
+                deadline,
+            } if now >= *deadline => {
                 let (offer, attempt) = (offer.clone(), *attempt);
                 if attempt >= self.config.attempts {
                     self.state = State::Failed(DiscoveryError::NoConfirmation {
@@ -296,7 +321,11 @@ impl Discovery {
                 }
                 let deadline = now + self.backoff(attempt);
                 self.send_padr(&offer);
-                self.state = State::Requesting { offer, attempt: attempt + 1, deadline };
+                self.state = State::Requesting {
+                    offer,
+                    attempt: attempt + 1,
+                    deadline,
+                };
             }
             _ => {}
         }
@@ -367,12 +396,20 @@ impl Discovery {
             return;
         }
         self.send_padr(&offer);
-        self.state = State::Requesting { offer, attempt: 1, deadline: now + self.config.timeout };
+        self.state = State::Requesting {
+            offer,
+            attempt: 1,
+            deadline: now + self.config.timeout,
+        };
     }
 
     fn handle_pads(&mut self, ac_mac: MacAddr, repr: &DiscoveryRepr<'_>) {
         let offer = match &self.state {
-            State::Requesting { offer, .. } if offer.ac_mac == ac_mac && self.host_uniq_matches(repr) => offer.clone(),
+            State::Requesting { offer, .. }
+                if offer.ac_mac == ac_mac && self.host_uniq_matches(repr) =>
+            {
+                offer.clone()
+            }
             _ => {
                 self.stats.ignored += 1;
                 return;
@@ -381,9 +418,15 @@ impl Discovery {
         if let Some(error) = repr.error() {
             let message = error.message().into_owned();
             let failure = match error.kind {
-                pppoe::DiscoveryErrorKind::ServiceName => DiscoveryError::ServiceNameError { ac_mac, message },
-                pppoe::DiscoveryErrorKind::AcSystem => DiscoveryError::AcSystemError { ac_mac, message },
-                pppoe::DiscoveryErrorKind::Generic => DiscoveryError::GenericError { ac_mac, message },
+                pppoe::DiscoveryErrorKind::ServiceName => {
+                    DiscoveryError::ServiceNameError { ac_mac, message }
+                }
+                pppoe::DiscoveryErrorKind::AcSystem => {
+                    DiscoveryError::AcSystemError { ac_mac, message }
+                }
+                pppoe::DiscoveryErrorKind::Generic => {
+                    DiscoveryError::GenericError { ac_mac, message }
+                }
             };
             self.state = State::Failed(failure);
             return;
@@ -405,7 +448,9 @@ impl Discovery {
 
     fn handle_padt(&mut self, ac_mac: MacAddr, repr: &DiscoveryRepr<'_>) -> DiscoveryInput {
         match &self.state {
-            State::Established(session) if session.ac_mac == ac_mac && session.session_id == repr.session_id => {
+            State::Established(session)
+                if session.ac_mac == ac_mac && session.session_id == repr.session_id =>
+            {
                 let message = repr.error().map(|error| error.message().into_owned());
                 self.state = State::Idle;
                 DiscoveryInput::Terminated { message }
@@ -450,7 +495,11 @@ impl Discovery {
     }
 
     fn frame(&self, dst: MacAddr, code: Code, session_id: u16, tags: &[Tag<'_>]) -> Vec<u8> {
-        let repr = DiscoveryRepr { code, session_id, tags: tags.to_vec() };
+        let repr = DiscoveryRepr {
+            code,
+            session_id,
+            tags: tags.to_vec(),
+        };
         let ethernet = ethernet::Repr {
             dst,
             src: self.our_mac,
@@ -459,7 +508,9 @@ impl Discovery {
         };
         let mut frame = vec![0; ethernet.buffer_len() + repr.buffer_len()];
         ethernet.emit(&mut frame);
-        repr.emit(&mut pppoe::Packet::new_unchecked(&mut frame[ethernet.buffer_len()..]));
+        repr.emit(&mut pppoe::Packet::new_unchecked(
+            &mut frame[ethernet.buffer_len()..],
+        ));
         frame
     }
 }

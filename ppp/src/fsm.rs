@@ -309,6 +309,8 @@ pub struct Automaton<P: Policy> {
     /// The peer sent a Configure-Request in this negotiation.
     peer_request_seen: bool,
     failure: Option<String>,
+    /// The failure is the peer's Terminate-Request (not a negotiation problem).
+    peer_terminated: bool,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<FsmEvent>,
     stats: FsmStats,
@@ -331,6 +333,7 @@ impl<P: Policy> Automaton<P> {
             unchanged_nak_rounds: 0,
             peer_request_seen: false,
             failure: None,
+            peer_terminated: false,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             stats: FsmStats::default(),
@@ -362,6 +365,11 @@ impl<P: Policy> Automaton<P> {
     /// session to report. Cleared when a new negotiation starts.
     pub fn failure(&self) -> Option<&str> {
         self.failure.as_deref()
+    }
+
+    /// Whether [`Automaton::failure`] is the peer's Terminate-Request.
+    pub fn terminated_by_peer(&self) -> bool {
+        self.peer_terminated
     }
 
     /// Up: the lower layer is ready.
@@ -744,6 +752,7 @@ impl<P: Policy> Automaton<P> {
                 }
                 tracing::info!(protocol = self.name(), %reason, "layer terminated by the peer");
                 self.failure = Some(reason);
+                self.peer_terminated = true;
                 self.set_state(State::Stopping, "RTR");
                 self.this_layer_down();
                 self.zero_restart_count(now);
@@ -917,7 +926,13 @@ impl<P: Policy> Automaton<P> {
         if from == to {
             return;
         }
-        tracing::debug!(protocol = self.policy.name(), from = ?from, to = ?to, event, "state change");
+        tracing::debug!(
+            protocol = self.policy.name(),
+            from = ?from,
+            to = ?to,
+            event,
+            "state change"
+        );
         self.state = to;
         if !to.has_restart_timer() {
             self.restart_deadline = None;
@@ -934,6 +949,7 @@ impl<P: Policy> Automaton<P> {
         self.unchanged_nak_rounds = 0;
         self.peer_request_seen = false;
         self.failure = None;
+        self.peer_terminated = false;
     }
 
     fn this_layer_up(&mut self) {
@@ -1107,7 +1123,12 @@ impl<P: Policy> Automaton<P> {
     /// An event the table marks "-".
     fn illegal(&mut self, event: &'static str) {
         self.stats.illegal_events += 1;
-        tracing::debug!(protocol = self.name(), event, state = ?self.state, "event ignored in this state");
+        tracing::debug!(
+            protocol = self.name(),
+            event,
+            state = ?self.state,
+            "event ignored in this state"
+        );
     }
 
     /// Whether an Ack/Nak/Reject answers our outstanding, unanswered request.
@@ -2048,7 +2069,8 @@ mod tests {
             );
         }
         nak_ours(&mut fsm, now, 1500);
-        let reason = "TEST: the peer keeps Nak'ing our Test-Option (3 rounds without an Ack), not converging";
+        let reason = "TEST: the peer keeps Nak'ing our Test-Option \
+                      (3 rounds without an Ack), not converging";
         assert_eq!(fsm.failure(), Some(reason));
         assert_eq!(fsm.state(), State::Closing);
         let packets = sent(&mut fsm);

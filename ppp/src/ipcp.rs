@@ -45,7 +45,12 @@ pub struct IpcpPolicy {
 
 impl IpcpPolicy {
     pub fn new(config: IpcpConfig) -> IpcpPolicy {
-        let mut policy = IpcpPolicy { config, want_address: None, want_dns: [None; 2], peer: None };
+        let mut policy = IpcpPolicy {
+            config,
+            want_address: None,
+            want_dns: [None; 2],
+            peer: None,
+        };
         policy.reset();
         policy
     }
@@ -55,7 +60,13 @@ impl IpcpPolicy {
         IpcpNegotiated {
             local: self.want_address.filter(|a| !a.is_unspecified()),
             peer: self.peer,
-            dns: self.want_dns.iter().flatten().copied().filter(|a| !a.is_unspecified()).collect(),
+            dns: self
+                .want_dns
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|a| !a.is_unspecified())
+                .collect(),
         }
     }
 }
@@ -86,14 +97,21 @@ impl Policy for IpcpPolicy {
 
     fn check_request(&mut self, options: &[u8], _nak_allowed: bool) -> RequestVerdict {
         let mut peer = None;
-        let verdicts = judge_options(options, IpcpOption::parse, |option, raw, verdicts| match option {
-            // We have no address to hand the peer, so a peer asking for one (0.0.0.0)
-            // or naming an unusable one is rejected: it then runs without telling us.
-            IpcpOption::IpAddress(address) if is_usable_address(address) => peer = Some(address),
-            // VJ compression, the deprecated IP-Addresses, DNS/NBNS requests we have
-            // no answer for, and anything unknown.
-            _ => verdicts.reject_raw(raw),
-        });
+        let verdicts =
+            judge_options(
+                options,
+                IpcpOption::parse,
+                |option, raw, verdicts| match option {
+                    // We have no address to hand the peer, so a peer asking for one (0.0.0.0)
+                    // or naming an unusable one is rejected: it then runs without telling us.
+                    IpcpOption::IpAddress(address) if is_usable_address(address) => {
+                        peer = Some(address)
+                    }
+                    // VJ compression, the deprecated IP-Addresses, DNS/NBNS requests we have
+                    // no answer for, and anything unknown.
+                    _ => verdicts.reject_raw(raw),
+                },
+            );
         let verdict = verdicts.into_verdict();
         if matches!(verdict, RequestVerdict::Ack) {
             self.peer = peer;
@@ -111,12 +129,18 @@ impl Policy for IpcpPolicy {
                         return Err(format!("the peer offered an unusable address {address}"));
                     }
                     if self.peer == Some(address) {
-                        return Err(format!("the peer offered its own address {address} as ours"));
+                        return Err(format!(
+                            "the peer offered its own address {address} as ours"
+                        ));
                     }
                     self.want_address = Some(address);
                 }
-                IpcpOption::PrimaryDns(dns) if self.want_dns[0].is_some() => self.want_dns[0] = Some(dns),
-                IpcpOption::SecondaryDns(dns) if self.want_dns[1].is_some() => self.want_dns[1] = Some(dns),
+                IpcpOption::PrimaryDns(dns) if self.want_dns[0].is_some() => {
+                    self.want_dns[0] = Some(dns)
+                }
+                IpcpOption::SecondaryDns(dns) if self.want_dns[1].is_some() => {
+                    self.want_dns[1] = Some(dns)
+                }
                 _ => {}
             }
         }
@@ -128,7 +152,9 @@ impl Policy for IpcpPolicy {
             match option {
                 IpcpOption::IpAddress(_) => match self.want_address {
                     Some(address) if !address.is_unspecified() => self.want_address = None,
-                    _ => return Err("the peer rejected IP-Address and so gives us no address".into()),
+                    _ => {
+                        return Err("the peer rejected IP-Address and so gives us no address".into())
+                    }
                 },
                 // No DNS from this peer; not fatal.
                 IpcpOption::PrimaryDns(_) => self.want_dns[0] = None,

@@ -29,13 +29,21 @@ pub struct Ipv6cpPolicy {
 
 impl Ipv6cpPolicy {
     pub fn new(rng: ChaCha8Rng) -> Ipv6cpPolicy {
-        let mut policy = Ipv6cpPolicy { rng, want: None, local: ZERO, peer: None };
+        let mut policy = Ipv6cpPolicy {
+            rng,
+            want: None,
+            local: ZERO,
+            peer: None,
+        };
         policy.reset();
         policy
     }
 
     pub fn negotiated(&self) -> Ipv6cpNegotiated {
-        Ipv6cpNegotiated { local: Some(self.local), peer: self.peer }
+        Ipv6cpNegotiated {
+            local: Some(self.local),
+            peer: self.peer,
+        }
     }
 
     /// A random identifier that is neither zero nor equal to `avoid`.
@@ -73,13 +81,20 @@ impl Policy for Ipv6cpPolicy {
         // RFC 5072 §4.1: a zero identifier, or one equal to ours, is Nak'd with a
         // suggestion that is neither.
         let fresh = self.draw(&[ours]);
-        let verdicts = judge_options(options, Ipv6cpOption::parse, |option, raw, verdicts| match option {
-            Ipv6cpOption::InterfaceIdentifier(id) if id != ZERO && Some(id) != ours => peer = Some(id),
-            Ipv6cpOption::InterfaceIdentifier(_) if nak_allowed => {
-                Ipv6cpOption::InterfaceIdentifier(fresh).push_to(&mut verdicts.nak)
-            }
-            _ => verdicts.reject_raw(raw),
-        });
+        let verdicts =
+            judge_options(
+                options,
+                Ipv6cpOption::parse,
+                |option, raw, verdicts| match option {
+                    Ipv6cpOption::InterfaceIdentifier(id) if id != ZERO && Some(id) != ours => {
+                        peer = Some(id)
+                    }
+                    Ipv6cpOption::InterfaceIdentifier(_) if nak_allowed => {
+                        Ipv6cpOption::InterfaceIdentifier(fresh).push_to(&mut verdicts.nak)
+                    }
+                    _ => verdicts.reject_raw(raw),
+                },
+            );
         let verdict = verdicts.into_verdict();
         if matches!(verdict, RequestVerdict::Ack) {
             self.peer = peer;
@@ -92,7 +107,11 @@ impl Policy for Ipv6cpPolicy {
     fn handle_nak(&mut self, options: &[u8]) -> Result<(), String> {
         for option in Ipv6cpOption::iter(options).flatten() {
             if let Ipv6cpOption::InterfaceIdentifier(id) = option {
-                let id = if id != ZERO && Some(id) != self.peer { id } else { self.draw(&[self.peer, self.want]) };
+                let id = if id != ZERO && Some(id) != self.peer {
+                    id
+                } else {
+                    self.draw(&[self.peer, self.want])
+                };
                 self.want = Some(id);
                 self.local = id;
             }

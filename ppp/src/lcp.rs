@@ -38,7 +38,13 @@ pub struct LcpConfig {
 
 impl Default for LcpConfig {
     fn default() -> Self {
-        LcpConfig { mru: PPPOE_MRU, link_max: PPPOE_MRU, allow_pap: true, allow_chap: true, loopback_limit: 5 }
+        LcpConfig {
+            mru: PPPOE_MRU,
+            link_max: PPPOE_MRU,
+            allow_pap: true,
+            allow_chap: true,
+            loopback_limit: 5,
+        }
     }
 }
 
@@ -146,7 +152,9 @@ impl LcpPolicy {
     fn accepted_auth(&self, protocol: &AuthProtocol<'_>) -> Option<AuthMethod> {
         match protocol {
             AuthProtocol::Pap if self.config.allow_pap => Some(AuthMethod::Pap),
-            AuthProtocol::Chap { algorithm: 5 } if self.config.allow_chap => Some(AuthMethod::ChapMd5),
+            AuthProtocol::Chap { algorithm: 5 } if self.config.allow_chap => {
+                Some(AuthMethod::ChapMd5)
+            }
             _ => None,
         }
     }
@@ -168,7 +176,8 @@ impl Verdicts {
     /// A list that does not parse: reject everything from the bad option on,
     /// as pppd does, so the peer sees exactly what we could not read.
     pub fn reject_rest(&mut self, options: &[u8], consumed: usize) {
-        self.reject.extend_from_slice(options.get(consumed..).unwrap_or(&[]));
+        self.reject
+            .extend_from_slice(options.get(consumed..).unwrap_or(&[]));
     }
 
     pub fn into_verdict(self) -> RequestVerdict {
@@ -239,31 +248,39 @@ impl Policy for LcpPolicy {
         let mut replacement_magic = None;
         // Draw a replacement magic up front so the closure below need not borrow self mutably.
         let fresh_magic = self.new_magic();
-        let verdicts = judge_options(options, LcpOption::parse, |option, raw, verdicts| match option {
-            LcpOption::Mru(mru) if mru >= MIN_MRU => peer.peer_mru = Some(mru),
-            LcpOption::Mru(_) if nak_allowed => LcpOption::Mru(MIN_MRU).push_to(&mut verdicts.nak),
-            LcpOption::AuthProtocol(protocol) => match self.accepted_auth(&protocol) {
-                Some(method) => peer.auth = Some(method),
-                None => match self.preferred_auth() {
-                    Some(ours) if nak_allowed => LcpOption::AuthProtocol(ours).push_to(&mut verdicts.nak),
-                    _ => verdicts.reject_raw(raw),
+        let verdicts = judge_options(
+            options,
+            LcpOption::parse,
+            |option, raw, verdicts| match option {
+                LcpOption::Mru(mru) if mru >= MIN_MRU => peer.peer_mru = Some(mru),
+                LcpOption::Mru(_) if nak_allowed => {
+                    LcpOption::Mru(MIN_MRU).push_to(&mut verdicts.nak)
+                }
+                LcpOption::AuthProtocol(protocol) => match self.accepted_auth(&protocol) {
+                    Some(method) => peer.auth = Some(method),
+                    None => match self.preferred_auth() {
+                        Some(ours) if nak_allowed => {
+                            LcpOption::AuthProtocol(ours).push_to(&mut verdicts.nak)
+                        }
+                        _ => verdicts.reject_raw(raw),
+                    },
                 },
+                LcpOption::MagicNumber(magic) if magic != 0 && Some(magic) != self.want_magic => {
+                    peer.peer_magic = Some(magic)
+                }
+                LcpOption::MagicNumber(magic) if nak_allowed => {
+                    // RFC 1661 §6.4: a collision means either a looped-back link or two
+                    // peers that drew the same number; Nak with a different value and
+                    // draw a new one ourselves.
+                    magic_collision = magic != 0;
+                    replacement_magic = Some(fresh_magic);
+                    LcpOption::MagicNumber(fresh_magic ^ 0x5a5a_5a5a).push_to(&mut verdicts.nak)
+                }
+                // ACCM, ACFC, PFC, FCS-Alternatives (RFC 2516 §7), Quality-Protocol,
+                // a Nak we may no longer send, and everything unknown.
+                _ => verdicts.reject_raw(raw),
             },
-            LcpOption::MagicNumber(magic) if magic != 0 && Some(magic) != self.want_magic => {
-                peer.peer_magic = Some(magic)
-            }
-            LcpOption::MagicNumber(magic) if nak_allowed => {
-                // RFC 1661 §6.4: a collision means either a looped-back link or two
-                // peers that drew the same number; Nak with a different value and
-                // draw a new one ourselves.
-                magic_collision = magic != 0;
-                replacement_magic = Some(fresh_magic);
-                LcpOption::MagicNumber(fresh_magic ^ 0x5a5a_5a5a).push_to(&mut verdicts.nak)
-            }
-            // ACCM, ACFC, PFC, FCS-Alternatives (RFC 2516 §7), Quality-Protocol,
-            // a Nak we may no longer send, and everything unknown.
-            _ => verdicts.reject_raw(raw),
-        });
+        );
         if magic_collision {
             self.magic_collisions += 1;
             if self.magic_collisions >= self.config.loopback_limit {
@@ -293,7 +310,9 @@ impl Policy for LcpPolicy {
             match option {
                 // Take the peer's suggestion when we can receive it (pppd accepts up
                 // to the RFC default too: an AC Nak'ing 1492 to 1500 is common).
-                LcpOption::Mru(mru) if mru >= MIN_MRU && (mru <= self.config.mru.max(DEFAULT_MRU)) => {
+                LcpOption::Mru(mru)
+                    if mru >= MIN_MRU && (mru <= self.config.mru.max(DEFAULT_MRU)) =>
+                {
                     self.want_mru = (mru != DEFAULT_MRU || self.want_mru.is_some()).then_some(mru)
                 }
                 LcpOption::MagicNumber(_) => self.want_magic = Some(self.new_magic()),

@@ -46,7 +46,11 @@ pub struct EchoConfig {
 impl Default for EchoConfig {
     /// rp-pppoe's pppoe-connect defaults: every 20 s, dead after 3.
     fn default() -> Self {
-        EchoConfig { interval: Some(Duration::from_secs(20)), failure: 3, adaptive: false }
+        EchoConfig {
+            interval: Some(Duration::from_secs(20)),
+            failure: 3,
+            adaptive: false,
+        }
     }
 }
 
@@ -102,15 +106,29 @@ impl fmt::Display for Phase {
 pub enum DownCause {
     Discovery(DiscoveryError),
     /// The AC sent a PADT for our session.
-    Padt { message: Option<String> },
-    EchoTimeout { unanswered: u32 },
-    PeerTerminated { message: String },
-    AuthFailed { method: AuthMethod, message: String },
+    Padt {
+        message: Option<String>,
+    },
+    EchoTimeout {
+        unanswered: u32,
+    },
+    PeerTerminated {
+        message: String,
+    },
+    AuthFailed {
+        method: AuthMethod,
+        message: String,
+    },
     /// A protocol could not agree (Max-Configure, Max-Failure, a required
     /// option refused, an unusable address, ...).
-    Negotiation { protocol: &'static str, reason: String },
+    Negotiation {
+        protocol: &'static str,
+        reason: String,
+    },
     Loopback,
-    LocalClose { reason: String },
+    LocalClose {
+        reason: String,
+    },
 }
 
 impl DownCause {
@@ -124,20 +142,31 @@ impl fmt::Display for DownCause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             DownCause::Discovery(error) => write!(f, "discovery failed: {error}"),
-            DownCause::Padt { message: Some(message) } => write!(f, "the AC ended the session (PADT: {message})"),
+            DownCause::Padt {
+                message: Some(message),
+            } => write!(f, "the AC ended the session (PADT: {message})"),
             DownCause::Padt { message: None } => f.write_str("the AC ended the session (PADT)"),
             DownCause::EchoTimeout { unanswered } => {
-                write!(f, "the peer stopped answering LCP echo ({unanswered} requests unanswered)")
+                write!(
+                    f,
+                    "the peer stopped answering LCP echo ({unanswered} requests unanswered)"
+                )
             }
             DownCause::PeerTerminated { message } if message.is_empty() => {
                 f.write_str("the peer terminated the link")
             }
-            DownCause::PeerTerminated { message } => write!(f, "the peer terminated the link: {message}"),
+            DownCause::PeerTerminated { message } => {
+                write!(f, "the peer terminated the link: {message}")
+            }
             DownCause::AuthFailed { method, message } => {
                 write!(f, "authentication failed ({}): {message}", method.name())
             }
-            DownCause::Negotiation { protocol, reason } => write!(f, "{protocol} negotiation failed: {reason}"),
-            DownCause::Loopback => f.write_str("the link is looped back (our own Magic-Number came back)"),
+            DownCause::Negotiation { protocol, reason } => {
+                write!(f, "{protocol} negotiation failed: {reason}")
+            }
+            DownCause::Loopback => {
+                f.write_str("the link is looped back (our own Magic-Number came back)")
+            }
             DownCause::LocalClose { reason } => write!(f, "closed: {reason}"),
         }
     }
@@ -177,7 +206,10 @@ pub enum Received {
     /// A control or discovery frame the session consumed.
     Control,
     /// Network-layer data for the TUN: `payload` is the IP packet's range in the frame.
-    Data { protocol: Protocol, payload: Range<usize> },
+    Data {
+        protocol: Protocol,
+        payload: Range<usize>,
+    },
     /// Not for us or not acceptable now; counted in [`SessionStats`].
     Dropped,
     /// Unparseable; counted in [`SessionStats::malformed`].
@@ -245,9 +277,11 @@ impl Session {
         let mut host_uniq = vec![0; 8];
         rng.fill_bytes(&mut host_uniq);
         let discovery = Discovery::new(config.our_mac, config.discovery.clone(), host_uniq);
-        let lcp = Automaton::new(LcpPolicy::new(config.lcp, child_rng(&mut rng)), config.fsm.clone());
-        let ipcp = Automaton::new(IpcpPolicy::new(config.ipcp), config.fsm.clone());
-        let ipv6cp = config.ipv6.then(|| Automaton::new(Ipv6cpPolicy::new(child_rng(&mut rng)), config.fsm.clone()));
+        let lcp = Automaton::new(LcpPolicy::new(config.lcp, child_rng(&mut rng)), config.fsm);
+        let ipcp = Automaton::new(IpcpPolicy::new(config.ipcp), config.fsm);
+        let ipv6cp = config
+            .ipv6
+            .then(|| Automaton::new(Ipv6cpPolicy::new(child_rng(&mut rng)), config.fsm));
         let lcp_identifier = rng.next_u32() as u8;
         Session {
             config,
@@ -306,7 +340,10 @@ impl Session {
 
     /// The MTU for the network layer (the peer's MRU, clamped to the link).
     pub fn mtu(&self) -> u16 {
-        self.lcp.policy().negotiated().mtu(self.lcp.policy().config().link_max)
+        self.lcp
+            .policy()
+            .negotiated()
+            .mtu(self.lcp.policy().config().link_max)
     }
 
     /// Starts dialing: discovery, then everything else follows.
@@ -328,10 +365,14 @@ impl Session {
             Phase::Dead => {}
             Phase::Discovery => {
                 self.discovery.reset();
-                self.finish(DownCause::LocalClose { reason: reason.to_string() });
+                self.finish(DownCause::LocalClose {
+                    reason: reason.to_string(),
+                });
             }
             _ => {
-                self.pending_cause.get_or_insert(DownCause::LocalClose { reason: reason.to_string() });
+                self.pending_cause.get_or_insert(DownCause::LocalClose {
+                    reason: reason.to_string(),
+                });
                 self.lcp.close(now, reason);
                 self.drain(now);
             }
@@ -388,7 +429,9 @@ impl Session {
         let received = match ethernet::Repr::parse(frame) {
             Err(_) => Received::Malformed,
             Ok((eth, offset)) => match eth.ethertype {
-                ethernet::ethertype::PPPOE_DISCOVERY => self.handle_discovery(now, &eth, &frame[offset..]),
+                ethernet::ethertype::PPPOE_DISCOVERY => {
+                    self.handle_discovery(now, &eth, &frame[offset..])
+                }
                 ethernet::ethertype::PPPOE_SESSION => self.handle_session_frame(now, frame),
                 _ => Received::Dropped,
             },
@@ -406,10 +449,15 @@ impl Session {
     }
 
     fn handle_discovery(&mut self, now: Instant, eth: &ethernet::Repr, payload: &[u8]) -> Received {
-        let Ok(repr) = DiscoveryRepr::parse_bytes(payload) else { return Received::Malformed };
+        let Ok(repr) = DiscoveryRepr::parse_bytes(payload) else {
+            return Received::Malformed;
+        };
         match self.discovery.handle_frame(now, eth, &repr) {
             DiscoveryInput::Terminated { message } => {
-                tracing::info!(message = message.as_deref().unwrap_or(""), "PADT received from the AC");
+                tracing::info!(
+                    message = message.as_deref().unwrap_or(""),
+                    "PADT received from the AC"
+                );
                 self.lower_layer_lost(now, DownCause::Padt { message }, false);
                 Received::Control
             }
@@ -418,10 +466,14 @@ impl Session {
     }
 
     fn handle_session_frame(&mut self, now: Instant, frame: &[u8]) -> Received {
-        let Ok(decap) = encap::decapsulate(frame) else { return Received::Malformed };
+        let Ok(decap) = encap::decapsulate(frame) else {
+            return Received::Malformed;
+        };
         let ours = match &self.established {
             Some(session) => {
-                decap.session_id == session.session_id && decap.src == session.ac_mac && decap.dst == self.config.our_mac
+                decap.session_id == session.session_id
+                    && decap.src == session.ac_mac
+                    && decap.dst == self.config.our_mac
             }
             None => false,
         };
@@ -432,9 +484,16 @@ impl Session {
         let payload = &frame[decap.payload.clone()];
         match Protocol::from(decap.protocol) {
             protocol @ (Protocol::Ipv4 | Protocol::Ipv6) => {
-                let open = if protocol == Protocol::Ipv4 { self.ipv4_up } else { self.ipv6_up };
+                let open = if protocol == Protocol::Ipv4 {
+                    self.ipv4_up
+                } else {
+                    self.ipv6_up
+                };
                 if open {
-                    Received::Data { protocol, payload: decap.payload }
+                    Received::Data {
+                        protocol,
+                        payload: decap.payload,
+                    }
                 } else {
                     Received::Dropped
                 }
@@ -458,7 +517,9 @@ impl Session {
     }
 
     fn feed_ncp<P: Policy>(fsm: &mut Automaton<P>, now: Instant, payload: &[u8]) -> Received {
-        let Ok(packet) = control::Repr::parse_bytes(payload) else { return Received::Malformed };
+        let Ok(packet) = control::Repr::parse_bytes(payload) else {
+            return Received::Malformed;
+        };
         if !fsm.handle_packet(now, &packet) {
             // Codes above 7 are LCP's alone.
             fsm.reject_unknown_code(now, control_bytes(payload));
@@ -477,11 +538,23 @@ impl Session {
         let room = usize::from(self.mtu()).saturating_sub(6);
         let information = &payload[..payload.len().min(room)];
         let mut data = Vec::with_capacity(2 + information.len());
-        ProtocolRejectRepr { protocol, information }.push_to(&mut data);
+        ProtocolRejectRepr {
+            protocol,
+            information,
+        }
+        .push_to(&mut data);
         let identifier = self.next_lcp_identifier();
-        let packet = control::Repr { code: Code::ProtocolReject, identifier, data: &data }.to_vec();
+        let packet = control::Repr {
+            code: Code::ProtocolReject,
+            identifier,
+            data: &data,
+        }
+        .to_vec();
         self.stats.protocol_rejects_sent += 1;
-        tracing::debug!(protocol = format_args!("{protocol:#06x}"), "Protocol-Reject sent");
+        tracing::debug!(
+            protocol = format_args!("{protocol:#06x}"),
+            "Protocol-Reject sent"
+        );
         self.send_ppp(Protocol::Lcp, &packet);
         Received::Control
     }
@@ -492,13 +565,17 @@ impl Session {
     }
 
     fn handle_lcp(&mut self, now: Instant, payload: &[u8]) -> Received {
-        let Ok(packet) = control::Repr::parse_bytes(payload) else { return Received::Malformed };
+        let Ok(packet) = control::Repr::parse_bytes(payload) else {
+            return Received::Malformed;
+        };
         match packet.code {
             Code::ProtocolReject => {
                 if self.lcp.state() != FsmState::Opened {
                     return Received::Dropped;
                 }
-                let Ok(reject) = ProtocolRejectRepr::parse(packet.data) else { return Received::Malformed };
+                let Ok(reject) = ProtocolRejectRepr::parse(packet.data) else {
+                    return Received::Malformed;
+                };
                 match Protocol::from(reject.protocol) {
                     Protocol::Ipcp => self.ipcp.handle_protocol_reject(now),
                     Protocol::Ipv6cp => {
@@ -521,15 +598,25 @@ impl Session {
                 if !self.lcp.handle_rxr(now) || self.lcp.state() != FsmState::Opened {
                     return Received::Control;
                 }
-                let Ok(echo) = EchoRepr::parse(packet.data) else { return Received::Malformed };
+                let Ok(echo) = EchoRepr::parse(packet.data) else {
+                    return Received::Malformed;
+                };
                 let magic = self.lcp.policy().magic();
                 if magic != 0 && echo.magic == magic {
                     self.lcp.policy_mut().note_loopback();
                 } else {
                     let mut data = Vec::with_capacity(packet.data.len());
-                    EchoRepr { magic, data: echo.data }.push_to(&mut data);
-                    let reply =
-                        control::Repr { code: Code::EchoReply, identifier: packet.identifier, data: &data }.to_vec();
+                    EchoRepr {
+                        magic,
+                        data: echo.data,
+                    }
+                    .push_to(&mut data);
+                    let reply = control::Repr {
+                        code: Code::EchoReply,
+                        identifier: packet.identifier,
+                        data: &data,
+                    }
+                    .to_vec();
                     self.send_ppp(Protocol::Lcp, &reply);
                 }
             }
@@ -563,8 +650,12 @@ impl Session {
     }
 
     fn handle_auth(&mut self, now: Instant, protocol: u16, payload: &[u8]) -> Received {
-        let Ok(packet) = control::Repr::parse_bytes(payload) else { return Received::Malformed };
-        let Some(auth) = &mut self.auth else { return Received::Dropped };
+        let Ok(packet) = control::Repr::parse_bytes(payload) else {
+            return Received::Malformed;
+        };
+        let Some(auth) = &mut self.auth else {
+            return Received::Dropped;
+        };
         let accepted = match Protocol::from(protocol) {
             Protocol::Pap => auth.handle_pap(&packet),
             _ => auth.handle_chap(now, &packet),
@@ -599,7 +690,12 @@ impl Session {
         let mut data = Vec::with_capacity(4);
         EchoRepr { magic, data: &[] }.push_to(&mut data);
         self.echo.identifier = self.next_lcp_identifier();
-        let packet = control::Repr { code: Code::EchoRequest, identifier: self.echo.identifier, data: &data }.to_vec();
+        let packet = control::Repr {
+            code: Code::EchoRequest,
+            identifier: self.echo.identifier,
+            data: &data,
+        }
+        .to_vec();
         self.echo.outstanding += 1;
         self.echo.heard_since_request = false;
         self.stats.echo_requests_sent += 1;
@@ -630,7 +726,9 @@ impl Session {
 
     fn send_padt(&mut self, message: &str) {
         if let Some(session) = &self.established {
-            let frame = self.discovery.padt_frame(session.ac_mac, session.session_id, message);
+            let frame = self
+                .discovery
+                .padt_frame(session.ac_mac, session.session_id, message);
             self.transmit.push_back(frame);
         }
     }
@@ -771,13 +869,17 @@ impl Session {
             session_id: established.session_id,
         });
         // RFC 4638: a larger MRU only when we asked and the AC confirmed it.
-        if let (Some(asked), Some(confirmed)) = (self.config.discovery.ppp_max_payload, established.ppp_max_payload) {
+        if let (Some(asked), Some(confirmed)) = (
+            self.config.discovery.ppp_max_payload,
+            established.ppp_max_payload,
+        ) {
             let link_max = asked.min(confirmed);
             let mru = self.config.lcp.mru.min(link_max);
             self.lcp.policy_mut().set_link_max(link_max, mru);
         }
         self.established = Some(established.clone());
-        self.events.push_back(SessionEvent::DiscoveryComplete(established));
+        self.events
+            .push_back(SessionEvent::DiscoveryComplete(established));
         self.set_phase(Phase::Establish);
         self.lcp.open(now);
         self.lcp.up(now);
@@ -788,7 +890,10 @@ impl Session {
             FsmEvent::Started => {}
             FsmEvent::Up => {
                 if let Some(interval) = self.config.echo.interval {
-                    self.echo = Echo { next: Some(now + interval), ..Echo::default() };
+                    self.echo = Echo {
+                        next: Some(now + interval),
+                        ..Echo::default()
+                    };
                 }
                 match self.lcp.policy().negotiated().auth {
                     Some(method) => {
@@ -820,12 +925,16 @@ impl Session {
                 if self.phase == Phase::Dead {
                     return;
                 }
+                let by_peer = self.lcp.terminated_by_peer();
                 let cause = self.pending_cause.take().unwrap_or_else(|| {
                     let reason = reason.unwrap_or_else(|| "LCP finished".into());
-                    if reason.contains("Terminate-Request") {
+                    if by_peer {
                         DownCause::PeerTerminated { message: reason }
                     } else {
-                        DownCause::Negotiation { protocol: "LCP", reason }
+                        DownCause::Negotiation {
+                            protocol: "LCP",
+                            reason,
+                        }
                     }
                 });
                 self.send_padt(&cause.to_string());
@@ -846,7 +955,8 @@ impl Session {
         match outcome {
             AuthOutcome::Success { method, message } => {
                 tracing::info!(method = method.name(), message, "authenticated");
-                self.events.push_back(SessionEvent::Authenticated { method, message });
+                self.events
+                    .push_back(SessionEvent::Authenticated { method, message });
                 if self.phase == Phase::Authenticate {
                     self.enter_network(now);
                 }
@@ -875,10 +985,15 @@ impl Session {
             _ => self.ipv4_up || !is_resting(self.ipcp.state()),
         };
         if other_alive {
-            tracing::info!(protocol, reason, "network protocol failed; the other one carries on");
+            tracing::info!(
+                protocol,
+                reason,
+                "network protocol failed; the other one carries on"
+            );
             return;
         }
-        self.pending_cause.get_or_insert(DownCause::Negotiation { protocol, reason });
+        self.pending_cause
+            .get_or_insert(DownCause::Negotiation { protocol, reason });
         self.lcp.close(now, "No network protocols running");
     }
 
@@ -887,7 +1002,9 @@ impl Session {
             FsmEvent::Up => {
                 let negotiated = self.ipcp.policy().negotiated();
                 let local = match negotiated.local {
-                    Some(local) if is_usable_address(local) && Some(local) != negotiated.peer => local,
+                    Some(local) if is_usable_address(local) && Some(local) != negotiated.peer => {
+                        local
+                    }
                     other => {
                         let reason = match other {
                             Some(local) => format!("unusable local address {local}"),
@@ -898,7 +1015,12 @@ impl Session {
                         return;
                     }
                 };
-                let info = Ipv4Info { local, peer: negotiated.peer, dns: negotiated.dns, mtu: self.mtu() };
+                let info = Ipv4Info {
+                    local,
+                    peer: negotiated.peer,
+                    dns: negotiated.dns,
+                    mtu: self.mtu(),
+                };
                 tracing::info!(local = %info.local, peer = ?info.peer, dns = ?info.dns, mtu = info.mtu, "IPv4 up");
                 self.ipv4_up = true;
                 self.events.push_back(SessionEvent::Ipv4Up(info));
@@ -925,8 +1047,14 @@ impl Session {
             FsmEvent::Up => {
                 let Some(ipv6cp) = &self.ipv6cp else { return };
                 let negotiated = ipv6cp.policy().negotiated();
-                let Some(local_id) = negotiated.local else { return };
-                let info = Ipv6Info { local_id, peer_id: negotiated.peer, mtu: self.mtu() };
+                let Some(local_id) = negotiated.local else {
+                    return;
+                };
+                let info = Ipv6Info {
+                    local_id,
+                    peer_id: negotiated.peer,
+                    mtu: self.mtu(),
+                };
                 tracing::info!(mtu = info.mtu, "IPv6 up");
                 self.ipv6_up = true;
                 self.events.push_back(SessionEvent::Ipv6Up(info));
@@ -951,13 +1079,18 @@ impl Session {
 
 /// A control protocol that is not negotiating and will not by itself.
 fn is_resting(state: FsmState) -> bool {
-    matches!(state, FsmState::Initial | FsmState::Starting | FsmState::Closed | FsmState::Stopped)
+    matches!(
+        state,
+        FsmState::Initial | FsmState::Starting | FsmState::Closed | FsmState::Stopped
+    )
 }
 
 /// The control packet as its length field bounds it (for Code-Reject, which
 /// quotes the rejected packet).
 fn control_bytes(payload: &[u8]) -> &[u8] {
-    control::Packet::new_checked(payload).map(|packet| packet.as_bytes()).unwrap_or(payload)
+    control::Packet::new_checked(payload)
+        .map(|packet| packet.as_bytes())
+        .unwrap_or(payload)
 }
 
 fn child_rng(rng: &mut ChaCha8Rng) -> ChaCha8Rng {

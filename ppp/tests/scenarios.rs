@@ -18,17 +18,27 @@ const SEED: [u8; 32] = [7; 32];
 fn config() -> SessionConfig {
     let mut config = SessionConfig {
         our_mac: CLIENT_MAC,
-        credentials: Credentials { user: "alice".into(), password: Secret::new("wonderland") },
+        credentials: Credentials {
+            user: "alice".into(),
+            password: Secret::new("wonderland"),
+        },
         ipv6: true,
         ..SessionConfig::default()
     };
     config.ipcp.request_dns = true;
-    config.echo = EchoConfig { interval: Some(Duration::from_secs(10)), failure: 3, adaptive: false };
+    config.echo = EchoConfig {
+        interval: Some(Duration::from_secs(10)),
+        failure: 3,
+        adaptive: false,
+    };
     config
 }
 
 fn pair(config: SessionConfig, acs: Vec<AcConfig>) -> Pair {
-    let mut pair = Pair::new(Session::new(config, SEED), acs.into_iter().map(SimAc::new).collect());
+    let mut pair = Pair::new(
+        Session::new(config, SEED),
+        acs.into_iter().map(SimAc::new).collect(),
+    );
     let now = pair.now;
     pair.client.open(now);
     pair
@@ -62,13 +72,31 @@ fn clean_pap_session() {
     assert_eq!(info.dns, DNS.to_vec());
     assert_eq!(info.mtu, 1492);
     let ac = &pair.acs[0];
-    assert_eq!(ac.log.padr_cookie.as_deref(), Some(&b"cookie-1234"[..]), "the AC-Cookie is echoed in PADR");
-    assert_eq!(ac.log.pap_requests, vec![("alice".to_string(), "wonderland".to_string())]);
-    assert!(pair.saw(|e| matches!(e, SessionEvent::Authenticated { method: AuthMethod::Pap, .. })));
+    assert_eq!(
+        ac.log.padr_cookie.as_deref(),
+        Some(&b"cookie-1234"[..]),
+        "the AC-Cookie is echoed in PADR"
+    );
+    assert_eq!(
+        ac.log.pap_requests,
+        vec![("alice".to_string(), "wonderland".to_string())]
+    );
+    assert!(pair.saw(|e| matches!(
+        e,
+        SessionEvent::Authenticated {
+            method: AuthMethod::Pap,
+            ..
+        }
+    )));
     assert!(pair.saw(|e| matches!(e, SessionEvent::Ipv6Up(_))));
     assert_eq!(pair.client.phase(), Phase::Running);
     // With no loss nothing waits on a timer: the whole dial-up takes no virtual time.
-    assert_eq!(pair.first(|e| matches!(e, SessionEvent::Ipv4Up(_))).unwrap().0, Duration::ZERO);
+    assert_eq!(
+        pair.first(|e| matches!(e, SessionEvent::Ipv4Up(_)))
+            .unwrap()
+            .0,
+        Duration::ZERO
+    );
     // The phases came in RFC 1661 order.
     let phases: Vec<Phase> = pair
         .events
@@ -78,14 +106,35 @@ fn clean_pap_session() {
             _ => None,
         })
         .collect();
-    assert_eq!(phases, [Phase::Discovery, Phase::Establish, Phase::Authenticate, Phase::Network, Phase::Running]);
+    assert_eq!(
+        phases,
+        [
+            Phase::Discovery,
+            Phase::Establish,
+            Phase::Authenticate,
+            Phase::Network,
+            Phase::Running
+        ]
+    );
 }
 
 #[test]
 fn clean_chap_session() {
-    let mut pair = pair(config(), vec![AcConfig { auth: AcAuth::Chap, ..AcConfig::default() }]);
+    let mut pair = pair(
+        config(),
+        vec![AcConfig {
+            auth: AcAuth::Chap,
+            ..AcConfig::default()
+        }],
+    );
     assert!(up_within(&mut pair, Duration::from_secs(10)));
-    assert!(pair.saw(|e| matches!(e, SessionEvent::Authenticated { method: AuthMethod::ChapMd5, .. })));
+    assert!(pair.saw(|e| matches!(
+        e,
+        SessionEvent::Authenticated {
+            method: AuthMethod::ChapMd5,
+            ..
+        }
+    )));
     assert_eq!(pair.acs[0].log.chap_responses, 1);
     assert!(pair.acs[0].log.pap_requests.is_empty());
     // A re-challenge while up is answered and the link stays up.
@@ -99,9 +148,21 @@ fn clean_chap_session() {
 fn chap_asked_but_only_pap_allowed_naks_to_pap() {
     let mut config = config();
     config.lcp.allow_chap = false;
-    let mut pair = pair(config, vec![AcConfig { auth: AcAuth::Chap, ..AcConfig::default() }]);
+    let mut pair = pair(
+        config,
+        vec![AcConfig {
+            auth: AcAuth::Chap,
+            ..AcConfig::default()
+        }],
+    );
     assert!(up_within(&mut pair, Duration::from_secs(10)));
-    assert!(pair.saw(|e| matches!(e, SessionEvent::Authenticated { method: AuthMethod::Pap, .. })));
+    assert!(pair.saw(|e| matches!(
+        e,
+        SessionEvent::Authenticated {
+            method: AuthMethod::Pap,
+            ..
+        }
+    )));
     assert_eq!(pair.acs[0].log.chap_responses, 0);
 }
 
@@ -110,9 +171,14 @@ fn wrong_password_fails_with_the_servers_message() {
     let mut config = config();
     config.credentials.password = Secret::new("guess");
     let mut pair = pair(config, vec![AcConfig::default()]);
-    pair.drive_until(Duration::from_secs(30), |p| p.saw(|e| matches!(e, SessionEvent::Down(_))));
+    pair.drive_until(Duration::from_secs(30), |p| {
+        p.saw(|e| matches!(e, SessionEvent::Down(_)))
+    });
     match down_cause(&pair) {
-        DownCause::AuthFailed { method: AuthMethod::Pap, message } => assert_eq!(message, "Login incorrect"),
+        DownCause::AuthFailed {
+            method: AuthMethod::Pap,
+            message,
+        } => assert_eq!(message, "Login incorrect"),
         other => panic!("unexpected cause {other:?}"),
     }
     assert!(down_cause(&pair).is_auth_failure());
@@ -127,10 +193,21 @@ fn wrong_password_fails_with_the_servers_message() {
 fn wrong_chap_secret_fails() {
     let mut config = config();
     config.credentials.password = Secret::new("guess");
-    let mut pair = pair(config, vec![AcConfig { auth: AcAuth::Chap, ..AcConfig::default() }]);
-    pair.drive_until(Duration::from_secs(30), |p| p.saw(|e| matches!(e, SessionEvent::Down(_))));
+    let mut pair = pair(
+        config,
+        vec![AcConfig {
+            auth: AcAuth::Chap,
+            ..AcConfig::default()
+        }],
+    );
+    pair.drive_until(Duration::from_secs(30), |p| {
+        p.saw(|e| matches!(e, SessionEvent::Down(_)))
+    });
     match down_cause(&pair) {
-        DownCause::AuthFailed { method: AuthMethod::ChapMd5, message } => assert_eq!(message, "Access denied"),
+        DownCause::AuthFailed {
+            method: AuthMethod::ChapMd5,
+            message,
+        } => assert_eq!(message, "Access denied"),
         other => panic!("unexpected cause {other:?}"),
     }
 }
@@ -141,7 +218,11 @@ fn lost_pado_is_retried_with_doubling_timeout() {
     let mut dropped = 0;
     pair.loss = Some(Box::new(move |direction, frame: &[u8]| {
         // Lose the first two PADOs (discovery code 0x07 at offset 15).
-        if direction == Direction::ToClient && frame[12..14] == [0x88, 0x63] && frame[15] == 0x07 && dropped < 2 {
+        if direction == Direction::ToClient
+            && frame[12..14] == [0x88, 0x63]
+            && frame[15] == 0x07
+            && dropped < 2
+        {
             dropped += 1;
             return true;
         }
@@ -150,7 +231,10 @@ fn lost_pado_is_retried_with_doubling_timeout() {
     assert!(up_within(&mut pair, Duration::from_secs(60)));
     assert_eq!(pair.acs[0].log.padi, 3);
     // PADIs at 0 s, 5 s and 5 + 10 s.
-    let up_at = pair.first(|e| matches!(e, SessionEvent::Ipv4Up(_))).unwrap().0;
+    let up_at = pair
+        .first(|e| matches!(e, SessionEvent::Ipv4Up(_)))
+        .unwrap()
+        .0;
     assert_eq!(up_at, Duration::from_secs(15));
 }
 
@@ -159,7 +243,11 @@ fn lost_pads_is_retried() {
     let mut pair = pair(config(), vec![AcConfig::default()]);
     let mut dropped = false;
     pair.loss = Some(Box::new(move |direction, frame: &[u8]| {
-        if direction == Direction::ToClient && frame[12..14] == [0x88, 0x63] && frame[15] == 0x65 && !dropped {
+        if direction == Direction::ToClient
+            && frame[12..14] == [0x88, 0x63]
+            && frame[15] == 0x65
+            && !dropped
+        {
             dropped = true;
             return true;
         }
@@ -171,14 +259,40 @@ fn lost_pads_is_retried() {
 
 #[test]
 fn no_ac_answers() {
-    let mut pair = pair(config(), vec![AcConfig { services: vec!["other".into()], ..AcConfig::default() }]);
+    let mut pair = pair(
+        config(),
+        vec![AcConfig {
+            services: vec!["other".into()],
+            ..AcConfig::default()
+        }],
+    );
     let mut config = config();
     config.discovery.service_name = "internet".into();
-    let mut pair2 = self::pair(config, vec![AcConfig { services: vec!["other".into()], ..AcConfig::default() }]);
-    pair2.drive_until(Duration::from_secs(120), |p| p.saw(|e| matches!(e, SessionEvent::Down(_))));
-    assert_eq!(down_cause(&pair2), DownCause::Discovery(DiscoveryError::NoOffer { attempts: 3, offers: 0 }));
+    let mut pair2 = self::pair(
+        config,
+        vec![AcConfig {
+            services: vec!["other".into()],
+            ..AcConfig::default()
+        }],
+    );
+    pair2.drive_until(Duration::from_secs(120), |p| {
+        p.saw(|e| matches!(e, SessionEvent::Down(_)))
+    });
+    assert_eq!(
+        down_cause(&pair2),
+        DownCause::Discovery(DiscoveryError::NoOffer {
+            attempts: 3,
+            offers: 0
+        })
+    );
     // 5 + 10 + 20 s of waiting.
-    assert_eq!(pair2.first(|e| matches!(e, SessionEvent::Down(_))).unwrap().0, Duration::from_secs(35));
+    assert_eq!(
+        pair2
+            .first(|e| matches!(e, SessionEvent::Down(_)))
+            .unwrap()
+            .0,
+        Duration::from_secs(35)
+    );
     // Any service: the same AC is fine.
     assert!(up_within(&mut pair, Duration::from_secs(10)));
 }
@@ -224,9 +338,15 @@ fn service_selected_by_name() {
         session_id: 0x33,
         ..AcConfig::default()
     };
-    let internet = AcConfig { services: vec!["internet".into()], ..AcConfig::default() };
+    let internet = AcConfig {
+        services: vec!["internet".into()],
+        ..AcConfig::default()
+    };
     let mut config = config();
-    config.discovery = DiscoveryConfig { service_name: "video".into(), ..DiscoveryConfig::default() };
+    config.discovery = DiscoveryConfig {
+        service_name: "video".into(),
+        ..DiscoveryConfig::default()
+    };
     let mut pair = pair(config, vec![internet, video]);
     assert!(up_within(&mut pair, Duration::from_secs(10)));
     assert_eq!(pair.client.established().unwrap().session_id, 0x33);
@@ -234,12 +354,20 @@ fn service_selected_by_name() {
 
 #[test]
 fn pads_service_name_error_is_a_typed_failure() {
-    let ac = AcConfig { pads_error: Some((0x0201, "no such service".into())), ..AcConfig::default() };
+    let ac = AcConfig {
+        pads_error: Some((0x0201, "no such service".into())),
+        ..AcConfig::default()
+    };
     let mut pair = pair(config(), vec![ac]);
-    pair.drive_until(Duration::from_secs(30), |p| p.saw(|e| matches!(e, SessionEvent::Down(_))));
+    pair.drive_until(Duration::from_secs(30), |p| {
+        p.saw(|e| matches!(e, SessionEvent::Down(_)))
+    });
     assert_eq!(
         down_cause(&pair),
-        DownCause::Discovery(DiscoveryError::ServiceNameError { ac_mac: AC_MAC, message: "no such service".into() })
+        DownCause::Discovery(DiscoveryError::ServiceNameError {
+            ac_mac: AC_MAC,
+            message: "no such service".into()
+        })
     );
     assert_eq!(pair.acs[0].log.padr, 1, "no retry after a refusal");
 }
@@ -247,14 +375,23 @@ fn pads_service_name_error_is_a_typed_failure() {
 #[test]
 fn pads_ac_system_error_and_generic_error() {
     for (tag, expect_system) in [(0x0202u16, true), (0x0203, false)] {
-        let ac = AcConfig { pads_error: Some((tag, "busy".into())), ..AcConfig::default() };
+        let ac = AcConfig {
+            pads_error: Some((tag, "busy".into())),
+            ..AcConfig::default()
+        };
         let mut pair = pair(config(), vec![ac]);
-        pair.drive_until(Duration::from_secs(30), |p| p.saw(|e| matches!(e, SessionEvent::Down(_))));
+        pair.drive_until(Duration::from_secs(30), |p| {
+            p.saw(|e| matches!(e, SessionEvent::Down(_)))
+        });
         match down_cause(&pair) {
-            DownCause::Discovery(DiscoveryError::AcSystemError { message, .. }) if expect_system => {
+            DownCause::Discovery(DiscoveryError::AcSystemError { message, .. })
+                if expect_system =>
+            {
                 assert_eq!(message, "busy")
             }
-            DownCause::Discovery(DiscoveryError::GenericError { message, .. }) if !expect_system => {
+            DownCause::Discovery(DiscoveryError::GenericError { message, .. })
+                if !expect_system =>
+            {
                 assert_eq!(message, "busy")
             }
             other => panic!("tag {tag:#x}: unexpected {other:?}"),
@@ -265,21 +402,36 @@ fn pads_ac_system_error_and_generic_error() {
 #[test]
 fn nak_loop_is_bounded() {
     // The AC Naks our MRU with a value we cannot take (64 < 128), forever.
-    let ac = AcConfig { nak_mru_forever: Some(64), ..AcConfig::default() };
+    let ac = AcConfig {
+        nak_mru_forever: Some(64),
+        ..AcConfig::default()
+    };
     let mut pair = pair(config(), vec![ac]);
-    pair.drive_until(Duration::from_secs(120), |p| p.saw(|e| matches!(e, SessionEvent::Down(_))));
+    pair.drive_until(Duration::from_secs(120), |p| {
+        p.saw(|e| matches!(e, SessionEvent::Down(_)))
+    });
     match down_cause(&pair) {
-        DownCause::Negotiation { protocol: "LCP", reason } => assert!(!reason.is_empty()),
+        DownCause::Negotiation {
+            protocol: "LCP",
+            reason,
+        } => assert!(!reason.is_empty()),
         other => panic!("unexpected cause {other:?}"),
     }
-    assert!(pair.acs[0].log.lcp_naks_sent <= 20, "naks: {}", pair.acs[0].log.lcp_naks_sent);
+    assert!(
+        pair.acs[0].log.lcp_naks_sent <= 20,
+        "naks: {}",
+        pair.acs[0].log.lcp_naks_sent
+    );
 }
 
 #[test]
 fn configure_reject_of_everything_still_converges() {
     // The AC rejects MRU and Magic-Number: we ask for nothing and the link comes up
     // without loopback detection, as RFC 1661 allows.
-    let ac = AcConfig { reject_everything: true, ..AcConfig::default() };
+    let ac = AcConfig {
+        reject_everything: true,
+        ..AcConfig::default()
+    };
     let mut pair = pair(config(), vec![ac]);
     assert!(up_within(&mut pair, Duration::from_secs(10)));
 }
@@ -288,10 +440,16 @@ fn configure_reject_of_everything_still_converges() {
 fn late_peer_gets_our_request_at_once() {
     // pppd starts ~1.3 s after PADS and drops our first Configure-Request; its own
     // request then prompts an immediate retransmission, not a 3 s wait.
-    let ac = AcConfig { ignore_first_lcp_requests: 1, ..AcConfig::default() };
+    let ac = AcConfig {
+        ignore_first_lcp_requests: 1,
+        ..AcConfig::default()
+    };
     let mut pair = pair(config(), vec![ac]);
     assert!(up_within(&mut pair, Duration::from_secs(10)));
-    let up_at = pair.first(|e| matches!(e, SessionEvent::Ipv4Up(_))).unwrap().0;
+    let up_at = pair
+        .first(|e| matches!(e, SessionEvent::Ipv4Up(_)))
+        .unwrap()
+        .0;
     assert!(up_at < Duration::from_secs(3), "up after {up_at:?}");
 }
 
@@ -300,8 +458,14 @@ fn peer_terminate_ends_the_session() {
     let mut pair = pair(config(), vec![AcConfig::default()]);
     assert!(up_within(&mut pair, Duration::from_secs(10)));
     pair.acs[0].send_terminate();
-    pair.drive_until(Duration::from_secs(30), |p| p.saw(|e| matches!(e, SessionEvent::Down(_))));
-    assert!(matches!(down_cause(&pair), DownCause::PeerTerminated { .. }), "{:?}", down_cause(&pair));
+    pair.drive_until(Duration::from_secs(30), |p| {
+        p.saw(|e| matches!(e, SessionEvent::Down(_)))
+    });
+    assert!(
+        matches!(down_cause(&pair), DownCause::PeerTerminated { .. }),
+        "{:?}",
+        down_cause(&pair)
+    );
     assert!(pair.saw(|e| matches!(e, SessionEvent::Ipv4Down)));
     assert_eq!(pair.client.phase(), Phase::Dead);
     // The client answers with a PADT once LCP is finished.
@@ -322,7 +486,9 @@ fn padt_from_the_ac_ends_the_session_and_others_are_ignored() {
     pair.acs[0].send_padt(session_id, AC_MAC);
     pair.drive_for(Duration::from_secs(1));
     match down_cause(&pair) {
-        DownCause::Padt { message } => assert_eq!(message.as_deref(), Some("sim-ac: administratively closed")),
+        DownCause::Padt { message } => {
+            assert_eq!(message.as_deref(), Some("sim-ac: administratively closed"))
+        }
         other => panic!("unexpected {other:?}"),
     }
 }
@@ -333,10 +499,15 @@ fn echo_failure_is_detected() {
     assert!(up_within(&mut pair, Duration::from_secs(10)));
     let up_at = pair.elapsed();
     pair.acs[0].silent = true;
-    pair.drive_until(Duration::from_secs(120), |p| p.saw(|e| matches!(e, SessionEvent::Down(_))));
+    pair.drive_until(Duration::from_secs(120), |p| {
+        p.saw(|e| matches!(e, SessionEvent::Down(_)))
+    });
     assert_eq!(down_cause(&pair), DownCause::EchoTimeout { unanswered: 3 });
     // Three requests 10 s apart, then one more interval: 40 s.
-    let down_at = pair.first(|e| matches!(e, SessionEvent::Down(_))).unwrap().0;
+    let down_at = pair
+        .first(|e| matches!(e, SessionEvent::Down(_)))
+        .unwrap()
+        .0;
     assert_eq!(down_at - up_at, Duration::from_secs(40));
 }
 
@@ -353,28 +524,49 @@ fn answered_echo_keeps_the_link() {
 fn adaptive_echo_counts_traffic_as_life() {
     let mut config = config();
     config.echo.adaptive = true;
-    let mut pair = pair(config, vec![AcConfig { answer_echo: false, ..AcConfig::default() }]);
+    let mut pair = pair(
+        config,
+        vec![AcConfig {
+            answer_echo: false,
+            ..AcConfig::default()
+        }],
+    );
     assert!(up_within(&mut pair, Duration::from_secs(10)));
     // The AC never answers echoes but sends data every second (a saturated
     // downlink whose replies are lost): with adaptive echo the link stays up.
     for _ in 0..120 {
-        let ipv4 = [0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 10];
+        let ipv4 = [
+            0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 10,
+        ];
         pair.acs[0].send_ppp(Protocol::Ipv4, &ipv4);
         pair.drive_for(Duration::from_secs(1));
     }
     assert_eq!(pair.client.phase(), Phase::Running);
-    assert_eq!(pair.acs[0].log.echo_requests, 0, "no echo needed while data flows");
+    assert_eq!(
+        pair.acs[0].log.echo_requests, 0,
+        "no echo needed while data flows"
+    );
     // When the data stops, the echo failure is found.
-    pair.drive_until(Duration::from_secs(120), |p| p.saw(|e| matches!(e, SessionEvent::Down(_))));
+    pair.drive_until(Duration::from_secs(120), |p| {
+        p.saw(|e| matches!(e, SessionEvent::Down(_)))
+    });
     assert!(matches!(down_cause(&pair), DownCause::EchoTimeout { .. }));
 }
 
 #[test]
 fn non_adaptive_echo_fails_despite_traffic() {
-    let mut pair = pair(config(), vec![AcConfig { answer_echo: false, ..AcConfig::default() }]);
+    let mut pair = pair(
+        config(),
+        vec![AcConfig {
+            answer_echo: false,
+            ..AcConfig::default()
+        }],
+    );
     assert!(up_within(&mut pair, Duration::from_secs(10)));
     for _ in 0..60 {
-        let ipv4 = [0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 10];
+        let ipv4 = [
+            0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 10,
+        ];
         pair.acs[0].send_ppp(Protocol::Ipv4, &ipv4);
         pair.drive_for(Duration::from_secs(1));
     }
@@ -383,15 +575,23 @@ fn non_adaptive_echo_fails_despite_traffic() {
 
 #[test]
 fn looped_back_line_is_detected() {
-    let ac = AcConfig { reflect_lcp: true, ..AcConfig::default() };
+    let ac = AcConfig {
+        reflect_lcp: true,
+        ..AcConfig::default()
+    };
     let mut pair = pair(config(), vec![ac]);
-    pair.drive_until(Duration::from_secs(120), |p| p.saw(|e| matches!(e, SessionEvent::Down(_))));
+    pair.drive_until(Duration::from_secs(120), |p| {
+        p.saw(|e| matches!(e, SessionEvent::Down(_)))
+    });
     assert_eq!(down_cause(&pair), DownCause::Loopback);
 }
 
 #[test]
 fn ipv6cp_protocol_reject_leaves_ipv4_running() {
-    let ac = AcConfig { ipv6: false, ..AcConfig::default() };
+    let ac = AcConfig {
+        ipv6: false,
+        ..AcConfig::default()
+    };
     let mut pair = pair(config(), vec![ac]);
     assert!(up_within(&mut pair, Duration::from_secs(10)));
     pair.drive_for(Duration::from_secs(5));
@@ -399,7 +599,10 @@ fn ipv6cp_protocol_reject_leaves_ipv4_running() {
     assert!(!pair.saw(|e| matches!(e, SessionEvent::Ipv6Up(_))));
     assert_eq!(pair.client.phase(), Phase::Running);
     let ipv6cp = pair.client.ipv6cp().unwrap();
-    assert!(matches!(ipv6cp.state(), portdial_ppp::fsm::State::Stopped | portdial_ppp::fsm::State::Closed));
+    assert!(matches!(
+        ipv6cp.state(),
+        portdial_ppp::fsm::State::Stopped | portdial_ppp::fsm::State::Closed
+    ));
 }
 
 #[test]
@@ -442,12 +645,24 @@ fn clean_close_sends_terminate_then_padt() {
     assert!(up_within(&mut pair, Duration::from_secs(10)));
     let now = pair.now;
     pair.client.close(now, "User request");
-    pair.drive_until(Duration::from_secs(10), |p| p.saw(|e| matches!(e, SessionEvent::Down(_))));
-    assert_eq!(down_cause(&pair), DownCause::LocalClose { reason: "User request".into() });
+    pair.drive_until(Duration::from_secs(10), |p| {
+        p.saw(|e| matches!(e, SessionEvent::Down(_)))
+    });
+    assert_eq!(
+        down_cause(&pair),
+        DownCause::LocalClose {
+            reason: "User request".into()
+        }
+    );
     assert_eq!(pair.acs[0].log.lcp_terminate_requests, 1);
     assert_eq!(pair.acs[0].log.padt, 1);
     // The PADT is the last frame the client sent.
-    let (_, direction, frame) = pair.wire.iter().rev().find(|(_, d, _)| *d == Direction::ToAc).unwrap();
+    let (_, direction, frame) = pair
+        .wire
+        .iter()
+        .rev()
+        .find(|(_, d, _)| *d == Direction::ToAc)
+        .unwrap();
     assert_eq!(*direction, Direction::ToAc);
     assert_eq!(frame[12..14], [0x88, 0x63]);
     assert_eq!(frame[15], 0xa7);
@@ -471,9 +686,18 @@ fn redial_after_down_works() {
 #[test]
 fn same_seed_same_wire() {
     let run = || {
-        let mut pair = pair(config(), vec![AcConfig { auth: AcAuth::Chap, ..AcConfig::default() }]);
+        let mut pair = pair(
+            config(),
+            vec![AcConfig {
+                auth: AcAuth::Chap,
+                ..AcConfig::default()
+            }],
+        );
         pair.drive_for(Duration::from_secs(60));
-        pair.wire.iter().map(|(t, d, f)| (*t, *d, f.clone())).collect::<Vec<_>>()
+        pair.wire
+            .iter()
+            .map(|(t, d, f)| (*t, *d, f.clone()))
+            .collect::<Vec<_>>()
     };
     assert_eq!(run(), run());
 }

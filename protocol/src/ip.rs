@@ -1,5 +1,16 @@
 //! The IP, TCP, UDP and ICMP fields the data path reads, and [`inspect`], the
 //! one call it makes per packet.
+//!
+//! These are our own minimal views rather than a general IP stack: the data
+//! path accounts every packet to its local (protocol, port), so reading a
+//! flow must cost a handful of bounds checks, allocate nothing and never
+//! panic after `new_checked`. Checksums, the pseudo-header and the RFC 1624
+//! incremental update live in [`checksum`] only.
+
+use crate::{Error, Result};
+use std::net::IpAddr;
+
+pub use tcp::TcpFlags;
 
 pub mod checksum;
 pub mod icmp;
@@ -24,10 +35,6 @@ pub mod protocol {
     pub const IPV6_NO_NEXT_HEADER: u8 = 59;
     pub const IPV6_DESTINATION_OPTIONS: u8 = 60;
 }
-
-use crate::{Error, Result};
-use std::net::IpAddr;
-pub use tcp::TcpFlags;
 
 /// Whether a packet is an IP fragment, and which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -247,4 +254,496 @@ fn read_icmp(flow: &mut FlowInfo, segment: &[u8]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fixtures::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
+        Ipv4Addr::new(a, b, c, d).into()
+    }
+
+    fn v6(text: &str) -> IpAddr {
+        text.parse::<Ipv6Addr>().unwrap().into()
+    }
+
+    #[test]
+    fn flow_info_is_small() {
+        assert!(core::mem::size_of::<FlowInfo>() <= 64);
+    }
+
+    #[test]
+    fn tcp_over_ipv4() {
+        let syn = inspect(&HTTP_SYN).unwrap();
+        assert_eq!(
+            syn,
+            FlowInfo {
+                ip_version: 4,
+                protocol: protocol::TCP,
+                src: v4(10, 100, 0, 0),
+                dst: v4(142, 250, 179, 131),
+                src_port: 57013,
+                dst_port: 80,
+                tcp_flags: TcpFlags::SYN,
+                seq: 0xd4bd7654,
+                ack: 0,
+                payload_len: 0,
+                total_len: 60,
+                fragment: Fragment::None,
+                quoted: false,
+                icmp_type: 0,
+                icmp_code: 0,
+            }
+        );
+        let ack = inspect(&HTTP_ACK).unwrap();
+        assert_eq!(ack.tcp_flags, TcpFlags::ACK);
+        assert_eq!(ack.payload_len, 0);
+        let get = inspect(&HTTP_GET).unwrap();
+        assert_eq!(get.tcp_flags.to_string(), "PA");
+        assert_eq!((get.seq, get.ack), (0xd4bd7655, 0x502bc8dd));
+        assert_eq!(get.payload_len, 77);
+        assert_eq!(get.total_len, 129);
+    }
+
+    #[test]
+    fn tcp_over_ipv4_in_qinq() {
+        let hello = inspect(&QINQ_CLIENT_HELLO).unwrap();
+        assert_eq!((hello.src, hello.dst), (v4(1, 1, 1, 1), v4(2, 2, 2, 2)));
+        assert_eq!((hello.src_port, hello.dst_port), (20394, 443));
+        assert_eq!(hello.payload_len, 517);
+        let syn = inspect(&QINQ_SYN).unwrap();
+        assert_eq!(syn.tcp_flags, TcpFlags::SYN);
+    }
+
+    #[test]
+    fn ip_length_beyond_pppoe_length_is_truncated() {
+        // Whole frame: the 6 bytes the IP length claims beyond the PPPoE
+        // length are there and read as payload.
+        let ack = inspect(&QINQ_PADDED_ACK).unwrap();
+        assert_eq!((ack.src_port, ack.dst_port), (443, 20394));
+        assert_eq!(ack.total_len, 46);
+        assert_eq!(ack.payload_len, 6);
+        // Bounded by the PPPoE length (40 IP bytes), the packet is short.
+        assert_eq!(inspect(&QINQ_PADDED_ACK[..40]), Err(Error::Truncated));
+    }
+
+    #[test]
+    fn udp_dns_over_ipv4_nested_in_bcm_li() {
+        let dns = inspect(&BCM_DNS_REPLY).unwrap();
+        assert_eq!(dns.protocol, protocol::UDP);
+        assert_eq!((dns.src, dns.dst), (v4(217, 89, 31, 49), v4(9, 182, 64, 0)));
+        assert_eq!((dns.src_port, dns.dst_port), (53, 36264));
+        assert_eq!(dns.payload_len, 115);
+        assert_eq!(dns.tcp_flags, TcpFlags::EMPTY);
+        let syn_ack = inspect(&BCM_SYN_ACK).unwrap();
+        assert_eq!(syn_ack.tcp_flags.to_string(), "SA");
+    }
+
+    #[test]
+    fn ipv6_udp_and_icmpv6() {
+        let dhcp = inspect(&DHCPV6_SOLICIT).unwrap();
+        assert_eq!(dhcp.ip_version, 6);
+        assert_eq!(dhcp.protocol, protocol::UDP);
+        assert_eq!(dhcp.src, v6("fe80::ce05:eff:fe88:0"));
+        assert_eq!(dhcp.dst, v6("ff02::1:2"));
+        assert_eq!((dhcp.src_port, dhcp.dst_port), (546, 547));
+        assert_eq!(dhcp.payload_len, 50);
+        assert_eq!(dhcp.total_len, 98);
+
+        let mld = inspect(&MLD_REPORT).unwrap();
+        assert_eq!(mld.protocol, protocol::ICMPV6);
+        assert_eq!(mld.icmp_type, icmp::v6::MLDV2_REPORT);
+        assert_eq!((mld.src_port, mld.dst_port), (0, 0));
+        assert_eq!(mld.payload_len, 76 - 48 - 8);
+
+        let ping = inspect(&PING6_REQUEST).unwrap();
+        assert_eq!(ping.icmp_type, icmp::v6::ECHO_REQUEST);
+        assert_eq!((ping.src_port, ping.dst_port), (0x1f97, 0x1f97));
+        assert!(!ping.quoted);
+    }
+
+    #[test]
+    fn fuzzed_capture_is_an_error() {
+        assert_eq!(inspect(&FUZZED_DNS), Err(Error::Truncated));
+    }
+
+    #[test]
+    fn link_padding_is_ignored() {
+        let mut padded = HTTP_ACK.to_vec();
+        padded.extend_from_slice(&[0; 8]);
+        assert_eq!(inspect(&padded), inspect(&HTTP_ACK));
+    }
+
+    /// Wraps `payload` in an IPv4 header (built here, not captured).
+    fn ipv4_packet(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, payload: &[u8]) -> Vec<u8> {
+        let repr = ipv4::Repr {
+            src_addr: src,
+            dst_addr: dst,
+            protocol,
+            ttl: 64,
+            payload_len: payload.len(),
+        };
+        let mut bytes = vec![0; repr.buffer_len()];
+        repr.emit(&mut ipv4::Packet::new_unchecked(&mut bytes[..]));
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    /// An ICMPv4 error quoting the first `quote` bytes of `original`.
+    fn icmpv4_error(msg_type: u8, original: &[u8], quote: usize) -> Vec<u8> {
+        let mut message = vec![msg_type, 0, 0, 0, 0, 0, 0, 0];
+        message.extend_from_slice(&original[..quote]);
+        icmp::Packet::new_unchecked(&mut message[..]).fill_checksum_v4();
+        let router = Ipv4Addr::new(192, 0, 2, 1);
+        let original_src = ipv4::Packet::new_unchecked(original).src_addr();
+        ipv4_packet(router, original_src, protocol::ICMP, &message)
+    }
+
+    #[test]
+    fn icmpv4_error_is_accounted_to_the_quoted_flow() {
+        // The SYN of bug-4810 frame 1 expires on the way: Time Exceeded.
+        let error = icmpv4_error(icmp::v4::TIME_EXCEEDED, &HTTP_SYN, 28);
+        let flow = inspect(&error).unwrap();
+        assert!(flow.quoted);
+        assert_eq!(flow.protocol, protocol::TCP);
+        assert_eq!(
+            (flow.src, flow.dst),
+            (v4(10, 100, 0, 0), v4(142, 250, 179, 131))
+        );
+        assert_eq!((flow.src_port, flow.dst_port), (57013, 80));
+        assert_eq!(flow.seq, 0xd4bd7654);
+        assert_eq!(flow.icmp_type, icmp::v4::TIME_EXCEEDED);
+        assert_eq!(flow.total_len, 20 + 8 + 28);
+        assert_eq!(flow.payload_len, 0);
+
+        // Port unreachable for the DNS reply of bcm-li frame 4.
+        let error = icmpv4_error(icmp::v4::DEST_UNREACHABLE, &BCM_DNS_REPLY, 28);
+        let flow = inspect(&error).unwrap();
+        assert!(flow.quoted);
+        assert_eq!(flow.protocol, protocol::UDP);
+        assert_eq!((flow.src_port, flow.dst_port), (53, 36264));
+    }
+
+    #[test]
+    fn icmp_error_without_ports_is_plain_icmp() {
+        // The quote stops inside the TCP header: no ports to account to.
+        let error = icmpv4_error(icmp::v4::DEST_UNREACHABLE, &HTTP_SYN, 22);
+        let flow = inspect(&error).unwrap();
+        assert!(!flow.quoted);
+        assert_eq!(flow.protocol, protocol::ICMP);
+        assert_eq!(flow.icmp_type, icmp::v4::DEST_UNREACHABLE);
+        assert_eq!((flow.src_port, flow.dst_port), (0, 0));
+        // An IPv6 packet quoted in ICMPv4 is not a quote we read.
+        let error = icmpv4_error(icmp::v4::DEST_UNREACHABLE, &DHCPV6_SOLICIT, 48);
+        assert!(!inspect(&error).unwrap().quoted);
+    }
+
+    #[test]
+    fn icmpv6_error_is_accounted_to_the_quoted_flow() {
+        // A router answers the DHCPv6 Solicit with Packet Too Big (built
+        // here around the captured Solicit).
+        let router: Ipv6Addr = "fe80::1".parse().unwrap();
+        let host: Ipv6Addr = "fe80::ce05:eff:fe88:0".parse().unwrap();
+        let mut message = vec![icmp::v6::PACKET_TOO_BIG, 0, 0, 0, 0, 0, 0x05, 0x00];
+        message.extend_from_slice(&DHCPV6_SOLICIT);
+        icmp::Packet::new_unchecked(&mut message[..])
+            .fill_checksum_v6(&router.into(), &host.into());
+        let repr = ipv6::Repr {
+            src_addr: router,
+            dst_addr: host,
+            next_header: protocol::ICMPV6,
+            hop_limit: 255,
+            payload_len: message.len(),
+        };
+        let mut bytes = vec![0; repr.buffer_len()];
+        repr.emit(&mut ipv6::Packet::new_unchecked(&mut bytes[..]));
+        bytes.extend_from_slice(&message);
+        let flow = inspect(&bytes).unwrap();
+        assert!(flow.quoted);
+        assert_eq!(flow.protocol, protocol::UDP);
+        assert_eq!(
+            (flow.src, flow.dst),
+            (v6("fe80::ce05:eff:fe88:0"), v6("ff02::1:2"))
+        );
+        assert_eq!((flow.src_port, flow.dst_port), (546, 547));
+        assert_eq!(flow.icmp_type, icmp::v6::PACKET_TOO_BIG);
+        assert_eq!(flow.total_len, 40 + 8 + 98);
+    }
+
+    #[test]
+    fn ipv4_fragments() {
+        // First fragment: the DNS reply cut after 40 payload bytes, MF set
+        // (built here from the captured reply).
+        let mut first = BCM_DNS_REPLY[..60].to_vec();
+        let mut packet = ipv4::Packet::new_unchecked(&mut first[..]);
+        packet.set_total_len(60);
+        packet.set_fragment(false, true, 0);
+        let flow = inspect(&first).unwrap();
+        assert_eq!(flow.fragment, Fragment::First);
+        assert_eq!((flow.src_port, flow.dst_port), (53, 36264));
+        assert_eq!(flow.payload_len, 32);
+        // A later fragment has no ports.
+        let mut later = BCM_DNS_REPLY.to_vec();
+        ipv4::Packet::new_unchecked(&mut later[..]).set_fragment(false, false, 1480);
+        let flow = inspect(&later).unwrap();
+        assert_eq!(flow.fragment, Fragment::Later);
+        assert_eq!(flow.protocol, protocol::UDP);
+        assert_eq!((flow.src_port, flow.dst_port), (0, 0));
+        assert_eq!(flow.payload_len, 123);
+    }
+
+    #[test]
+    fn ipv6_later_fragment_has_no_ports() {
+        // The Solicit with a Fragment header (offset 8 units) inserted.
+        let mut bytes = DHCPV6_SOLICIT[..40].to_vec();
+        bytes[6] = protocol::IPV6_FRAGMENT;
+        bytes.extend_from_slice(&[protocol::UDP, 0, 0x00, 0x40, 0, 0, 0, 7]);
+        bytes.extend_from_slice(&DHCPV6_SOLICIT[40..]);
+        bytes[4..6].copy_from_slice(&(58u16 + 8).to_be_bytes());
+        let flow = inspect(&bytes).unwrap();
+        assert_eq!(flow.fragment, Fragment::Later);
+        assert_eq!(flow.protocol, protocol::UDP);
+        assert_eq!((flow.src_port, flow.dst_port), (0, 0));
+        assert_eq!(flow.payload_len, 58);
+    }
+
+    #[test]
+    fn other_protocols_have_no_ports() {
+        let gre = ipv4_packet(
+            Ipv4Addr::new(192, 0, 2, 1),
+            Ipv4Addr::new(192, 0, 2, 2),
+            47,
+            &[0; 12],
+        );
+        let flow = inspect(&gre).unwrap();
+        assert_eq!(flow.protocol, 47);
+        assert_eq!((flow.src_port, flow.dst_port, flow.payload_len), (0, 0, 12));
+    }
+
+    #[test]
+    fn bad_packets_are_errors() {
+        assert_eq!(inspect(&[]), Err(Error::Truncated));
+        assert_eq!(inspect(&[0x55; 40]), Err(Error::Malformed));
+        // A TCP header cut short inside a whole IPv4 packet.
+        let mut short = HTTP_SYN[..36].to_vec();
+        short[2..4].copy_from_slice(&36u16.to_be_bytes());
+        assert_eq!(inspect(&short), Err(Error::Truncated));
+        // A UDP length beyond the IP payload.
+        let mut long = DHCPV6_SOLICIT;
+        long[44..46].copy_from_slice(&59u16.to_be_bytes());
+        assert_eq!(inspect(&long), Err(Error::Truncated));
+    }
+
+    mod properties {
+        use super::super::*;
+        use super::fixtures::*;
+        use proptest::prelude::*;
+
+        fn all_fixtures() -> Vec<&'static [u8]> {
+            vec![
+                &HTTP_SYN[..],
+                &HTTP_GET,
+                &HTTP_ACK,
+                &QINQ_SYN,
+                &QINQ_CLIENT_HELLO,
+                &QINQ_PADDED_ACK,
+                &BCM_DNS_REPLY,
+                &BCM_SYN_ACK,
+                &DHCPV6_SOLICIT,
+                &MLD_REPORT,
+                &PING6_REQUEST,
+                &FUZZED_DNS,
+            ]
+        }
+
+        /// Calls every checked constructor and every getter on `bytes`.
+        fn touch_everything(bytes: &[u8]) {
+            let any: IpAddr = [192, 0, 2, 1].into();
+            let _ = inspect(bytes);
+            for make in [ipv4::Packet::new_checked, ipv4::Packet::new_checked_header] {
+                if let Ok(p) = make(bytes) {
+                    let _ = (
+                        p.version(),
+                        p.header_len(),
+                        p.dscp(),
+                        p.ecn(),
+                        p.total_len(),
+                    );
+                    let _ = (
+                        p.ident(),
+                        p.dont_fragment(),
+                        p.more_fragments(),
+                        p.frag_offset(),
+                    );
+                    let _ = (
+                        p.is_fragment(),
+                        p.ttl(),
+                        p.protocol(),
+                        p.checksum(),
+                        p.src_addr(),
+                    );
+                    let _ = (
+                        p.dst_addr(),
+                        p.verify_checksum(),
+                        p.options(),
+                        p.payload(),
+                        p.as_bytes(),
+                    );
+                    let _ = ipv4::Repr::parse(&p);
+                }
+            }
+            for make in [ipv6::Packet::new_checked, ipv6::Packet::new_checked_header] {
+                if let Ok(p) = make(bytes) {
+                    let _ = (
+                        p.version(),
+                        p.traffic_class(),
+                        p.flow_label(),
+                        p.payload_len(),
+                    );
+                    let _ = (p.next_header(), p.hop_limit(), p.src_addr(), p.dst_addr());
+                    let _ = (p.total_len(), p.upper_layer(), p.payload(), p.as_bytes());
+                    let _ = ipv6::Repr::parse(&p);
+                }
+            }
+            if let Ok(p) = tcp::Packet::new_checked(bytes) {
+                let _ = (p.src_port(), p.dst_port(), p.seq_number(), p.ack_number());
+                let _ = (
+                    p.header_len(),
+                    p.flags().to_string(),
+                    p.window_len(),
+                    p.checksum(),
+                );
+                let _ = (p.urgent_at(), p.mss(), p.verify_checksum(&any, &any));
+                let _ = (p.options(), p.payload(), tcp::Repr::parse(&p, &any, &any));
+            }
+            if let Ok(p) = udp::Packet::new_checked(bytes) {
+                let _ = (
+                    p.src_port(),
+                    p.dst_port(),
+                    p.len(),
+                    p.checksum(),
+                    p.payload(),
+                );
+                let _ = (
+                    p.verify_checksum(&any, &any),
+                    udp::Repr::parse(&p, &any, &any),
+                );
+            }
+            if let Ok(p) = icmp::Packet::new_checked(bytes) {
+                let _ = (p.msg_type(), p.code(), p.checksum(), p.rest_of_header());
+                let _ = (
+                    p.echo_ident(),
+                    p.echo_seq(),
+                    p.verify_checksum_v4(),
+                    p.data(),
+                );
+                let _ = (
+                    p.verify_checksum_v6(&any, &any),
+                    p.quoted_v4(),
+                    p.quoted_v6(),
+                );
+                for quoted in [p.quoted_v4(), p.quoted_v6()].into_iter().flatten() {
+                    let _ = (quoted.ports(), quoted.tcp_seq());
+                }
+            }
+            let mut copy = bytes.to_vec();
+            let _ = tcp::clamp_mss(&mut copy, 1400);
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..160)) {
+                touch_everything(&bytes);
+            }
+
+            #[test]
+            fn mutated_captures_never_panic(
+                index in 0usize..12,
+                edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 1..6),
+                cut in any::<u16>(),
+            ) {
+                let mut bytes = all_fixtures()[index].to_vec();
+                for (at, value) in edits {
+                    let at = usize::from(at) % bytes.len();
+                    bytes[at] = value;
+                }
+                bytes.truncate(usize::from(cut) % (bytes.len() + 1));
+                touch_everything(&bytes);
+                // The transport header alone, as a caller would hand it.
+                if bytes.len() > 20 {
+                    touch_everything(&bytes[20..]);
+                }
+                if bytes.len() > 40 {
+                    touch_everything(&bytes[40..]);
+                }
+            }
+
+            #[test]
+            fn icmp_errors_with_arbitrary_quotes_never_panic(
+                version6 in any::<bool>(),
+                msg_type in prop_oneof![Just(1u8), Just(2), Just(3), Just(4), Just(11), Just(12)],
+                first in prop_oneof![Just(0x45u8), Just(0x46), Just(0x60), any::<u8>()],
+                quote in proptest::collection::vec(any::<u8>(), 0..120),
+            ) {
+                let mut message = vec![msg_type, 0, 0, 0, 0, 0, 0, 0, first];
+                message.extend_from_slice(&quote);
+                let mut bytes = if version6 {
+                    let mut header = DHCPV6_SOLICIT[..40].to_vec();
+                    header[6] = protocol::ICMPV6;
+                    header[4..6].copy_from_slice(&(message.len() as u16).to_be_bytes());
+                    header
+                } else {
+                    let mut header = HTTP_SYN[..20].to_vec();
+                    header[9] = protocol::ICMP;
+                    header[2..4].copy_from_slice(&(message.len() as u16 + 20).to_be_bytes());
+                    header
+                };
+                bytes.extend_from_slice(&message);
+                let flow = inspect(&bytes).unwrap();
+                if flow.quoted {
+                    prop_assert!(matches!(flow.protocol, protocol::TCP | protocol::UDP));
+                }
+                touch_everything(&message);
+            }
+
+            #[test]
+            fn clamp_mss_matches_full_recomputation(
+                nops in 0usize..4,
+                mss in any::<u16>(),
+                max in any::<u16>(),
+                payload in proptest::collection::vec(any::<u8>(), 0..9),
+                seq in any::<u32>(),
+            ) {
+                // SYNs built here with the MSS option at every alignment and
+                // odd and even segment lengths.
+                let (src, dst): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+                let mut options = vec![tcp::option::NOP; nops];
+                options.extend_from_slice(&[tcp::option::MSS, 4]);
+                options.extend_from_slice(&mss.to_be_bytes());
+                let repr = tcp::Repr {
+                    src_port: 1024,
+                    dst_port: 80,
+                    seq_number: seq,
+                    ack_number: 0,
+                    flags: TcpFlags::SYN,
+                    window_len: 8192,
+                    urgent_at: 0,
+                    options: &options,
+                    payload: &payload,
+                };
+                let mut segment = repr.to_vec(&src, &dst);
+                let changed = tcp::clamp_mss(&mut segment, max);
+                prop_assert_eq!(changed, mss > max);
+                let packet = tcp::Packet::new_checked(&segment[..]).unwrap();
+                prop_assert_eq!(packet.mss(), Some(mss.min(max)));
+                prop_assert!(packet.verify_checksum(&src, &dst));
+                let mut recomputed = segment.clone();
+                tcp::Packet::new_unchecked(&mut recomputed[..]).fill_checksum(&src, &dst);
+                prop_assert_eq!(recomputed, segment);
+            }
+        }
+    }
 }

@@ -169,7 +169,10 @@ impl SimAc {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.lcp.deadline, self.ipcp.deadline, self.ipv6cp.deadline].into_iter().flatten().min()
+        [self.lcp.deadline, self.ipcp.deadline, self.ipv6cp.deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -199,7 +202,12 @@ impl SimAc {
 
     /// Sends an LCP Terminate-Request, as pppd does when the server stops.
     pub fn send_terminate(&mut self) {
-        let packet = control::Repr { code: Code::TerminateRequest, identifier: 0x77, data: b"User request" }.to_vec();
+        let packet = control::Repr {
+            code: Code::TerminateRequest,
+            identifier: 0x77,
+            data: b"User request",
+        }
+        .to_vec();
         self.send_ppp(Protocol::Lcp, &packet);
     }
 
@@ -209,7 +217,9 @@ impl SimAc {
         let header_len = encap.header_len();
         let mut frame = vec![0; header_len + packet.len()];
         frame[header_len..].copy_from_slice(packet);
-        let range = encap.encapsulate(&mut frame, header_len, packet.len(), protocol.into()).unwrap();
+        let range = encap
+            .encapsulate(&mut frame, header_len, packet.len(), protocol.into())
+            .unwrap();
         self.outbox.push_back(frame[range].to_vec());
     }
 
@@ -217,15 +227,26 @@ impl SimAc {
     pub fn send_challenge(&mut self) {
         self.chap_id = self.chap_id.wrapping_add(1);
         let value = [self.chap_id; 16];
-        let packet = chap::Repr::Challenge { value: &value, name: self.config.name.as_bytes() }.to_packet(self.chap_id);
+        let packet = chap::Repr::Challenge {
+            value: &value,
+            name: self.config.name.as_bytes(),
+        }
+        .to_packet(self.chap_id);
         self.send_ppp(Protocol::Chap, &packet);
     }
 
     fn push_discovery(&mut self, src: MacAddr, dst: MacAddr, repr: &DiscoveryRepr<'_>) {
-        let eth = ethernet::Repr { dst, src, vlans: VlanStack::default(), ethertype: ethernet::ethertype::PPPOE_DISCOVERY };
+        let eth = ethernet::Repr {
+            dst,
+            src,
+            vlans: VlanStack::default(),
+            ethertype: ethernet::ethertype::PPPOE_DISCOVERY,
+        };
         let mut frame = vec![0; eth.buffer_len() + repr.buffer_len()];
         eth.emit(&mut frame);
-        repr.emit(&mut pppoe::Packet::new_unchecked(&mut frame[eth.buffer_len()..]));
+        repr.emit(&mut pppoe::Packet::new_unchecked(
+            &mut frame[eth.buffer_len()..],
+        ));
         self.outbox.push_back(frame);
     }
 
@@ -233,17 +254,23 @@ impl SimAc {
         if self.silent {
             return;
         }
-        let Ok((eth, offset)) = ethernet::Repr::parse(frame) else { return };
+        let Ok((eth, offset)) = ethernet::Repr::parse(frame) else {
+            return;
+        };
         if eth.dst != self.config.mac && !eth.dst.is_broadcast() {
             return;
         }
         match eth.ethertype {
             ethernet::ethertype::PPPOE_DISCOVERY => {
-                let Ok(repr) = DiscoveryRepr::parse_bytes(&frame[offset..]) else { return };
+                let Ok(repr) = DiscoveryRepr::parse_bytes(&frame[offset..]) else {
+                    return;
+                };
                 self.handle_discovery(now, eth.src, &repr);
             }
             ethernet::ethertype::PPPOE_SESSION => {
-                let Ok(decap) = encap::decapsulate(frame) else { return };
+                let Ok(decap) = encap::decapsulate(frame) else {
+                    return;
+                };
                 if Some(decap.session_id) != self.session_id() {
                     return;
                 }
@@ -260,7 +287,9 @@ impl SimAc {
             PppoeCode::Padi => {
                 self.log.padi += 1;
                 let wanted = repr.service_name().unwrap_or(b"");
-                if !wanted.is_empty() && !self.config.services.iter().any(|s| s.as_bytes() == wanted) {
+                if !wanted.is_empty()
+                    && !self.config.services.iter().any(|s| s.as_bytes() == wanted)
+                {
                     return;
                 }
                 let services: Vec<String> = self.config.services.clone();
@@ -274,7 +303,11 @@ impl SimAc {
                 if let Some(uniq) = &host_uniq {
                     tags.push(Tag::HostUniq(uniq));
                 }
-                let pado = DiscoveryRepr { code: PppoeCode::Pado, session_id: 0, tags };
+                let pado = DiscoveryRepr {
+                    code: PppoeCode::Pado,
+                    session_id: 0,
+                    tags,
+                };
                 self.push_discovery(self.config.mac, client, &pado);
             }
             PppoeCode::Padr => {
@@ -287,7 +320,11 @@ impl SimAc {
                 let error = self.config.pads_error.clone();
                 if let Some((tag_type, message)) = &error {
                     tags.push(Tag::parse(*tag_type, message.as_bytes()).unwrap());
-                    let pads = DiscoveryRepr { code: PppoeCode::Pads, session_id: 0, tags };
+                    let pads = DiscoveryRepr {
+                        code: PppoeCode::Pads,
+                        session_id: 0,
+                        tags,
+                    };
                     self.push_discovery(self.config.mac, client, &pads);
                     return;
                 }
@@ -295,10 +332,18 @@ impl SimAc {
                     return; // a real AC drops a PADR without its cookie
                 }
                 let session_id = self.config.session_id;
-                let pads = DiscoveryRepr { code: PppoeCode::Pads, session_id, tags };
+                let pads = DiscoveryRepr {
+                    code: PppoeCode::Pads,
+                    session_id,
+                    tags,
+                };
                 self.push_discovery(self.config.mac, client, &pads);
-                self.session =
-                    Some(SessionEncap { dst: client, src: self.config.mac, vlans: VlanStack::default(), session_id });
+                self.session = Some(SessionEncap {
+                    dst: client,
+                    src: self.config.mac,
+                    vlans: VlanStack::default(),
+                    session_id,
+                });
                 self.lcp = NcpSide::default();
                 self.ipcp = NcpSide::default();
                 self.ipv6cp = NcpSide::default();
@@ -327,7 +372,9 @@ impl SimAc {
         match self.config.auth {
             AcAuth::None => {}
             AcAuth::Pap => LcpOption::AuthProtocol(AuthProtocol::Pap).push_to(&mut out),
-            AcAuth::Chap => LcpOption::AuthProtocol(AuthProtocol::Chap { algorithm: 5 }).push_to(&mut out),
+            AcAuth::Chap => {
+                LcpOption::AuthProtocol(AuthProtocol::Chap { algorithm: 5 }).push_to(&mut out)
+            }
         }
         LcpOption::MagicNumber(self.config.magic).push_to(&mut out);
         out
@@ -336,8 +383,12 @@ impl SimAc {
     fn send_lcp_request(&mut self, now: Instant) {
         self.lcp.identifier = self.lcp.identifier.wrapping_add(1);
         let options = self.lcp_options();
-        let packet =
-            control::Repr { code: Code::ConfigureRequest, identifier: self.lcp.identifier, data: &options }.to_vec();
+        let packet = control::Repr {
+            code: Code::ConfigureRequest,
+            identifier: self.lcp.identifier,
+            data: &options,
+        }
+        .to_vec();
         self.lcp.deadline = Some(now + self.config.restart);
         self.send_ppp(Protocol::Lcp, &packet);
     }
@@ -347,9 +398,17 @@ impl SimAc {
         let mut options = Vec::new();
         IpcpOption::IpAddress(AC_IP).push_to(&mut options);
         // pppd asks for VJ compression; a client must reject it.
-        IpcpOption::IpCompressionProtocol { protocol: 0x002d, data: &[0x0f, 0x01] }.push_to(&mut options);
-        let packet =
-            control::Repr { code: Code::ConfigureRequest, identifier: self.ipcp.identifier, data: &options }.to_vec();
+        IpcpOption::IpCompressionProtocol {
+            protocol: 0x002d,
+            data: &[0x0f, 0x01],
+        }
+        .push_to(&mut options);
+        let packet = control::Repr {
+            code: Code::ConfigureRequest,
+            identifier: self.ipcp.identifier,
+            data: &options,
+        }
+        .to_vec();
         self.ipcp.deadline = Some(now + self.config.restart);
         self.send_ppp(Protocol::Ipcp, &packet);
     }
@@ -357,10 +416,14 @@ impl SimAc {
     fn send_ipv6cp_request(&mut self, now: Instant) {
         self.ipv6cp.identifier = self.ipv6cp.identifier.wrapping_add(1);
         let mut options = Vec::new();
-        Ipv6cpOption::InterfaceIdentifier([0x02, 0, 0x5e, 0xff, 0xfe, 0, 0x53, 0x01]).push_to(&mut options);
-        let packet =
-            control::Repr { code: Code::ConfigureRequest, identifier: self.ipv6cp.identifier, data: &options }
-                .to_vec();
+        Ipv6cpOption::InterfaceIdentifier([0x02, 0, 0x5e, 0xff, 0xfe, 0, 0x53, 0x01])
+            .push_to(&mut options);
+        let packet = control::Repr {
+            code: Code::ConfigureRequest,
+            identifier: self.ipv6cp.identifier,
+            data: &options,
+        }
+        .to_vec();
         self.ipv6cp.deadline = Some(now + self.config.restart);
         self.send_ppp(Protocol::Ipv6cp, &packet);
     }
@@ -386,12 +449,19 @@ impl SimAc {
     }
 
     fn reply(&mut self, protocol: Protocol, code: Code, identifier: u8, data: &[u8]) {
-        let packet = control::Repr { code, identifier, data }.to_vec();
+        let packet = control::Repr {
+            code,
+            identifier,
+            data,
+        }
+        .to_vec();
         self.send_ppp(protocol, &packet);
     }
 
     fn handle_ppp(&mut self, now: Instant, protocol: u16, payload: &[u8]) {
-        let Ok(packet) = control::Repr::parse_bytes(payload) else { return };
+        let Ok(packet) = control::Repr::parse_bytes(payload) else {
+            return;
+        };
         if self.config.reflect_lcp && Protocol::from(protocol) == Protocol::Lcp {
             self.send_ppp(Protocol::Lcp, payload);
             return;
@@ -399,15 +469,21 @@ impl SimAc {
         match Protocol::from(protocol) {
             Protocol::Lcp => self.handle_lcp(now, &packet),
             Protocol::Pap => {
-                if let Ok(pap::Repr::AuthenticateRequest { peer_id, password }) = pap::Repr::parse(&packet) {
+                if let Ok(pap::Repr::AuthenticateRequest { peer_id, password }) =
+                    pap::Repr::parse(&packet)
+                {
                     let user = String::from_utf8_lossy(peer_id).into_owned();
                     let pass = String::from_utf8_lossy(password).into_owned();
                     self.log.pap_requests.push((user.clone(), pass.clone()));
                     let ok = user == self.config.user && pass == self.config.password;
                     let repr = if ok {
-                        pap::Repr::AuthenticateAck { message: b"Login ok" }
+                        pap::Repr::AuthenticateAck {
+                            message: b"Login ok",
+                        }
                     } else {
-                        pap::Repr::AuthenticateNak { message: b"Login incorrect" }
+                        pap::Repr::AuthenticateNak {
+                            message: b"Login incorrect",
+                        }
                     };
                     let reply = repr.to_packet(packet.identifier);
                     self.send_ppp(Protocol::Pap, &reply);
@@ -419,12 +495,20 @@ impl SimAc {
             Protocol::Chap => {
                 if let Ok(chap::Repr::Response { value, .. }) = chap::Repr::parse(&packet) {
                     self.log.chap_responses += 1;
-                    let expected = chap_md5_response(packet.identifier, self.config.password.as_bytes(), &[packet.identifier; 16]);
+                    let expected = chap_md5_response(
+                        packet.identifier,
+                        self.config.password.as_bytes(),
+                        &[packet.identifier; 16],
+                    );
                     let ok = packet.identifier == self.chap_id && value == expected;
                     let repr = if ok {
-                        chap::Repr::Success { message: b"Access granted" }
+                        chap::Repr::Success {
+                            message: b"Access granted",
+                        }
                     } else {
-                        chap::Repr::Failure { message: b"Access denied" }
+                        chap::Repr::Failure {
+                            message: b"Access denied",
+                        }
                     };
                     let reply = repr.to_packet(packet.identifier);
                     self.send_ppp(Protocol::Chap, &reply);
@@ -438,7 +522,11 @@ impl SimAc {
             _ => {
                 // As pppd: Protocol-Reject what we do not run.
                 let mut data = Vec::new();
-                ProtocolRejectRepr { protocol, information: payload }.push_to(&mut data);
+                ProtocolRejectRepr {
+                    protocol,
+                    information: payload,
+                }
+                .push_to(&mut data);
                 self.reply(Protocol::Lcp, Code::ProtocolReject, 0x99, &data);
             }
         }
@@ -457,7 +545,12 @@ impl SimAc {
                     }
                 }
                 if self.config.reject_everything && !packet.data.is_empty() {
-                    self.reply(Protocol::Lcp, Code::ConfigureReject, packet.identifier, packet.data);
+                    self.reply(
+                        Protocol::Lcp,
+                        Code::ConfigureReject,
+                        packet.identifier,
+                        packet.data,
+                    );
                     return;
                 }
                 if let Some(mru) = self.config.nak_mru_forever {
@@ -467,7 +560,12 @@ impl SimAc {
                     self.reply(Protocol::Lcp, Code::ConfigureNak, packet.identifier, &nak);
                     return;
                 }
-                self.reply(Protocol::Lcp, Code::ConfigureAck, packet.identifier, packet.data);
+                self.reply(
+                    Protocol::Lcp,
+                    Code::ConfigureAck,
+                    packet.identifier,
+                    packet.data,
+                );
                 self.lcp.their_acked = true;
                 self.lcp_opened(now);
             }
@@ -476,7 +574,9 @@ impl SimAc {
                 self.lcp.deadline = None;
                 self.lcp_opened(now);
             }
-            Code::ConfigureNak | Code::ConfigureReject if packet.identifier == self.lcp.identifier => {
+            Code::ConfigureNak | Code::ConfigureReject
+                if packet.identifier == self.lcp.identifier =>
+            {
                 // Accept a Nak of CHAP to PAP, as pppd with both required.
                 for option in LcpOption::iter(packet.data).flatten() {
                     if let LcpOption::AuthProtocol(AuthProtocol::Pap) = option {
@@ -496,7 +596,11 @@ impl SimAc {
                 if self.config.answer_echo {
                     let echo = EchoRepr::parse(packet.data).unwrap();
                     let mut data = Vec::new();
-                    EchoRepr { magic: self.config.magic, data: echo.data }.push_to(&mut data);
+                    EchoRepr {
+                        magic: self.config.magic,
+                        data: echo.data,
+                    }
+                    .push_to(&mut data);
                     self.reply(Protocol::Lcp, Code::EchoReply, packet.identifier, &data);
                 }
             }
@@ -530,7 +634,12 @@ impl SimAc {
                     }
                 }
                 if nak.is_empty() {
-                    self.reply(Protocol::Ipcp, Code::ConfigureAck, packet.identifier, packet.data);
+                    self.reply(
+                        Protocol::Ipcp,
+                        Code::ConfigureAck,
+                        packet.identifier,
+                        packet.data,
+                    );
                     self.ipcp.their_acked = true;
                 } else {
                     self.reply(Protocol::Ipcp, Code::ConfigureNak, packet.identifier, &nak);
@@ -545,13 +654,18 @@ impl SimAc {
                 self.ipcp.identifier = self.ipcp.identifier.wrapping_add(1);
                 let mut options = Vec::new();
                 IpcpOption::IpAddress(AC_IP).push_to(&mut options);
-                let request =
-                    control::Repr { code: Code::ConfigureRequest, identifier: self.ipcp.identifier, data: &options }
-                        .to_vec();
+                let request = control::Repr {
+                    code: Code::ConfigureRequest,
+                    identifier: self.ipcp.identifier,
+                    data: &options,
+                }
+                .to_vec();
                 self.ipcp.deadline = Some(now + self.config.restart);
                 self.send_ppp(Protocol::Ipcp, &request);
             }
-            Code::TerminateRequest => self.reply(Protocol::Ipcp, Code::TerminateAck, packet.identifier, &[]),
+            Code::TerminateRequest => {
+                self.reply(Protocol::Ipcp, Code::TerminateAck, packet.identifier, &[])
+            }
             _ => {}
         }
     }
@@ -559,7 +673,12 @@ impl SimAc {
     fn handle_ipv6cp(&mut self, _now: Instant, packet: &control::Repr<'_>) {
         match packet.code {
             Code::ConfigureRequest => {
-                self.reply(Protocol::Ipv6cp, Code::ConfigureAck, packet.identifier, packet.data);
+                self.reply(
+                    Protocol::Ipv6cp,
+                    Code::ConfigureAck,
+                    packet.identifier,
+                    packet.data,
+                );
                 self.ipv6cp.their_acked = true;
             }
             Code::ConfigureAck if packet.identifier == self.ipv6cp.identifier => {
@@ -595,7 +714,15 @@ pub struct Pair {
 impl Pair {
     pub fn new(client: Session, acs: Vec<SimAc>) -> Pair {
         let start = Instant::now();
-        Pair { now: start, start, client, acs, events: Vec::new(), loss: None, wire: Vec::new() }
+        Pair {
+            now: start,
+            start,
+            client,
+            acs,
+            events: Vec::new(),
+            loss: None,
+            wire: Vec::new(),
+        }
     }
 
     pub fn elapsed(&self) -> Duration {
@@ -650,7 +777,8 @@ impl Pair {
                 if self.lost(Direction::ToAc, &frame) {
                     continue;
                 }
-                self.wire.push((self.elapsed(), Direction::ToAc, frame.clone()));
+                self.wire
+                    .push((self.elapsed(), Direction::ToAc, frame.clone()));
                 for ac in &mut self.acs {
                     ac.handle_frame(self.now, &frame);
                 }
@@ -666,7 +794,8 @@ impl Pair {
                 if self.lost(Direction::ToClient, &frame) {
                     continue;
                 }
-                self.wire.push((self.elapsed(), Direction::ToClient, frame.clone()));
+                self.wire
+                    .push((self.elapsed(), Direction::ToClient, frame.clone()));
                 self.client.handle_frame(self.now, &frame);
             }
             while let Some(event) = self.client.poll_event() {
@@ -690,8 +819,14 @@ impl Pair {
         self.events.iter().any(|(_, event)| predicate(event))
     }
 
-    pub fn first(&self, predicate: impl Fn(&SessionEvent) -> bool) -> Option<(Duration, SessionEvent)> {
-        self.events.iter().find(|(_, event)| predicate(event)).cloned()
+    pub fn first(
+        &self,
+        predicate: impl Fn(&SessionEvent) -> bool,
+    ) -> Option<(Duration, SessionEvent)> {
+        self.events
+            .iter()
+            .find(|(_, event)| predicate(event))
+            .cloned()
     }
 
     pub fn is_up(&self) -> bool {

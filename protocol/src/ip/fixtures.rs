@@ -2,9 +2,6 @@
 //! shared by the tests of the `ip` modules. Each comment names the file, the
 //! frame (1-based, as tshark numbers them) and where the IP packet starts.
 
-// Each fixture is used by some test; not every module uses every one.
-#![allow(dead_code)]
-
 // captures/public/suricata-verify/bug-4810_pppoe-session-http.pcap frame 1,
 // from offset 21 (Ethernet 14 + PPPoE 6 + one-byte PPP protocol 0x21): TCP SYN
 // 10.100.0.0:57013 -> 142.250.179.131:80, MSS 1452, SACK-permitted, TS, WS 7.
@@ -181,3 +178,34 @@ pub static FUZZED_DNS: [u8; 348] = [
     0x04, 0x04, 0x04, 0x00, 0x00, 0x05, 0x88, 0x0f, 0x00, 0x00, 0x02, 0x01, 0x00, 0x00, 0xff, 0x0b,
     0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
 ];
+
+/// Each fixture with its capture, frame number and offset, so a test can
+/// prove the bytes above are the captured ones.
+pub static PROVENANCE: [(&[u8], &str, usize, usize); 12] = [
+    (&HTTP_SYN, "suricata-verify/bug-4810_pppoe-session-http.pcap", 1, 21),
+    (&HTTP_GET, "suricata-verify/bug-4810_pppoe-session-http.pcap", 4, 21),
+    (&HTTP_ACK, "suricata-verify/bug-4810_pppoe-session-http.pcap", 3, 21),
+    (&QINQ_SYN, "zeek/pppoe-over-qinq.pcap", 1, 30),
+    (&QINQ_CLIENT_HELLO, "zeek/pppoe-over-qinq.pcap", 4, 30),
+    (&QINQ_PADDED_ACK, "zeek/pppoe-over-qinq.pcap", 19, 30),
+    (&BCM_DNS_REPLY, "tcpdump/bcm-li.pcap", 4, 76),
+    (&BCM_SYN_ACK, "tcpdump/bcm-li.pcap", 7, 76),
+    (&DHCPV6_SOLICIT, "zeek/pppoe.pcap", 36, 22),
+    (&MLD_REPORT, "zeek/pppoe.pcap", 22, 22),
+    (&PING6_REQUEST, "zeek/pppoe.pcap", 54, 22),
+    (&FUZZED_DNS, "tcpdump/ppp_ip_udp_dns.pcap", 1, 5),
+];
+
+#[test]
+fn fixtures_match_captures() {
+    use pcap_file::pcap::PcapReader;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../captures/public/");
+    for (bytes, file, frame, offset) in PROVENANCE {
+        let capture = std::fs::File::open(format!("{dir}{file}")).unwrap();
+        let mut reader = PcapReader::new(capture).unwrap();
+        let packet = reader.nth(frame - 1).unwrap().unwrap();
+        let data = &packet.data[offset..];
+        // Each fixture is the IP packet to the end of the captured frame.
+        assert_eq!(data, bytes, "{file} frame {frame}");
+    }
+}

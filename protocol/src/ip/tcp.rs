@@ -413,14 +413,17 @@ impl<'a> Repr<'a> {
         self.header_len() + self.payload.len()
     }
 
-    /// Writes the segment into a buffer of exactly `buffer_len()` bytes and
-    /// fills the checksum.
+    /// Writes the segment into the first `buffer_len()` bytes of the buffer
+    /// and fills the checksum over them (TCP has no length field: the
+    /// caller's IP header says where the segment ends).
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(
         &self,
         packet: &mut Packet<T>,
         src: &IpAddr,
         dst: &IpAddr,
     ) {
+        let len = self.buffer_len();
+        let packet = &mut Packet::new_unchecked(&mut packet.buffer.as_mut()[..len]);
         packet.set_src_port(self.src_port);
         packet.set_dst_port(self.dst_port);
         packet.set_seq_number(self.seq_number);
@@ -553,6 +556,16 @@ mod tests {
         let packet = Packet::new_checked(&bytes[..]).unwrap();
         assert_eq!(packet.mss(), Some(1460));
         assert!(packet.verify_checksum(&src, &dst));
+    }
+
+    #[test]
+    fn emit_into_a_larger_buffer() {
+        let (bytes, src, dst) = segment(&HTTP_GET);
+        let repr = Repr::parse(&Packet::new_checked(bytes).unwrap(), &src, &dst).unwrap();
+        let mut larger = vec![0xeeu8; bytes.len() + 7];
+        repr.emit(&mut Packet::new_unchecked(&mut larger[..]), &src, &dst);
+        assert_eq!(&larger[..bytes.len()], bytes);
+        assert_eq!(&larger[bytes.len()..], &[0xee; 7]);
     }
 
     #[test]

@@ -161,6 +161,13 @@ enum State {
     },
     Established(Established),
     Failed(DiscoveryError),
+    /// `portdial discover`: PADI sent, offers collected until `deadline`, no PADR.
+    Probing {
+        attempt: u32,
+        deadline: Instant,
+    },
+    /// Probing finished; the offers are in [`Discovery::offers`].
+    Probed,
 }
 
 /// Counters for frames discovery saw and did not act on.
@@ -255,6 +262,23 @@ impl Discovery {
         self.send_padi();
     }
 
+    /// Broadcasts PADIs and collects every offer until the attempts run out,
+    /// without choosing one (what `pppoe -A` does). Stops early after the
+    /// first attempt that drew an offer.
+    pub fn probe(&mut self, now: Instant) {
+        self.offers.clear();
+        self.state = State::Probing {
+            attempt: 1,
+            deadline: now + self.config.timeout,
+        };
+        self.send_padi();
+    }
+
+    /// Whether a probe has finished.
+    pub fn probe_done(&self) -> bool {
+        matches!(self.state, State::Probed)
+    }
+
     /// Forgets the session without sending anything (after a PADT, say).
     pub fn reset(&mut self) {
         self.state = State::Idle;
@@ -280,9 +304,9 @@ impl Discovery {
 
     pub fn poll_timeout(&self) -> Option<Instant> {
         match &self.state {
-            State::Initiating { deadline, .. } | State::Requesting { deadline, .. } => {
-                Some(*deadline)
-            }
+            State::Initiating { deadline, .. }
+            | State::Requesting { deadline, .. }
+            | State::Probing { deadline, .. } => Some(*deadline),
             _ => None,
         }
     }
@@ -301,6 +325,19 @@ impl Discovery {
                 }
                 let deadline = now + self.backoff(attempt);
                 self.state = State::Initiating {
+                    attempt: attempt + 1,
+                    deadline,
+                };
+                self.send_padi();
+            }
+            State::Probing { attempt, deadline } if now >= *deadline => {
+                let attempt = *attempt;
+                if attempt >= self.config.attempts || !self.offers.is_empty() {
+                    self.state = State::Probed;
+                    return;
+                }
+                let deadline = now + self.backoff(attempt);
+                self.state = State::Probing {
                     attempt: attempt + 1,
                     deadline,
                 };
@@ -371,7 +408,7 @@ impl Discovery {
         // Offers arriving after we chose one are still recorded (for status and
         // `discover`), but only the first acceptable one is acted on.
         let initiating = matches!(self.state, State::Initiating { .. });
-        let requesting = matches!(self.state, State::Requesting { .. });
+        let requesting = matches!(self.state, State::Requesting { .. } | State::Probing { .. });
         if !(initiating || requesting) || !self.host_uniq_matches(repr) || repr.session_id != 0 {
             self.stats.ignored += 1;
             return;
@@ -517,4 +554,85 @@ impl Discovery {
 
 fn lossy(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OURS: MacAddr = MacAddr([0, 0, 0x5e, 0, 0x53, 0x02]);
+    const AC: MacAddr = MacAddr([0, 0, 0x5e, 0, 0x53, 0x01]);
+
+    fn pado(discovery: &mut Discovery, now: Instant, ac: MacAddr, name: &[u8]) {
+        let host_uniq = discovery.host_uniq.clone();
+        let repr = DiscoveryRepr {
+            code: Code::Pado,
+            session_id: 0,
+            tags: vec![
+                Tag::AcName(name),
+                Tag::ServiceName(b""),
+                Tag::HostUniq(&host_uniq),
+            ],
+        };
+        let eth = ethernet::Repr {
+            dst: OURS,
+            src: ac,
+            vlans: VlanStack::default(),
+            ethertype: ethernet::ethertype::PPPOE_DISCOVERY,
+        };
+        discovery.handle_frame(now, &eth, &repr);
+    }
+
+    #[test]
+    fn probe_collects_every_offer_and_sends_no_padr() {
+        let now = Instant::now();
+        let mut discovery = Discovery::new(OURS, DiscoveryConfig::default(), vec![1, 2, 3, 4]);
+        discovery.probe(now);
+        assert!(discovery.poll_transmit().is_some(), "a PADI");
+        pado(&mut discovery, now, AC, b"first");
+        pado(
+            &mut discovery,
+            now,
+            MacAddr([0, 0, 0x5e, 0, 0x53, 0x03]),
+            b"second",
+        );
+        assert!(discovery.poll_transmit().is_none(), "no PADR while probing");
+        discovery.handle_timeout(now + Duration::from_secs(5));
+        assert!(discovery.probe_done());
+        let names: Vec<_> = discovery
+            .offers()
+            .iter()
+            .map(|o| o.ac_name.clone().unwrap())
+            .collect();
+        assert_eq!(names, ["first", "second"]);
+    }
+
+    #[test]
+    fn probe_without_answers_retries_then_ends_empty() {
+        let now = Instant::now();
+        let mut discovery = Discovery::new(OURS, DiscoveryConfig::default(), vec![]);
+        discovery.probe(now);
+        let mut at = now;
+        while let Some(deadline) = discovery.poll_timeout() {
+            at = deadline;
+            discovery.handle_timeout(at);
+        }
+        assert!(discovery.probe_done());
+        assert!(discovery.offers().is_empty());
+        assert_eq!(discovery.stats().padi_sent, 3);
+        assert_eq!(at - now, Duration::from_secs(35));
+    }
+
+    #[test]
+    fn pado_flood_keeps_memory_bounded() {
+        let now = Instant::now();
+        let mut discovery = Discovery::new(OURS, DiscoveryConfig::default(), vec![9]);
+        discovery.probe(now);
+        for i in 0..10_000u32 {
+            let mac = MacAddr([0, 0, 0x5e, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            pado(&mut discovery, now, mac, b"flood");
+        }
+        assert_eq!(discovery.offers().len(), 64);
+        assert_eq!(discovery.stats().offers_seen, 10_000);
+    }
 }

@@ -112,6 +112,8 @@ pub enum DownCause {
     EchoTimeout {
         unanswered: u32,
     },
+    /// The Ethernet interface lost carrier (reported by the caller).
+    CarrierLost,
     PeerTerminated {
         message: String,
     },
@@ -152,6 +154,7 @@ impl fmt::Display for DownCause {
                     "the peer stopped answering LCP echo ({unanswered} requests unanswered)"
                 )
             }
+            DownCause::CarrierLost => f.write_str("the Ethernet interface lost carrier"),
             DownCause::PeerTerminated { message } if message.is_empty() => {
                 f.write_str("the peer terminated the link")
             }
@@ -415,6 +418,20 @@ impl Session {
             self.echo_tick(now);
         }
         self.drain(now);
+    }
+
+    /// The Ethernet link under the session is gone (carrier loss): every layer
+    /// goes down at once; nothing is sent, since nothing would arrive.
+    pub fn carrier_lost(&mut self, now: Instant) {
+        if self.phase == Phase::Dead {
+            return;
+        }
+        if self.phase == Phase::Discovery {
+            self.discovery.reset();
+            self.finish(DownCause::CarrierLost);
+            return;
+        }
+        self.lower_layer_lost(now, DownCause::CarrierLost, false);
     }
 
     /// Tells the keepalive that something arrived from the peer (for data the

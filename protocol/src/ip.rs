@@ -365,6 +365,56 @@ mod tests {
         assert!(!ping.quoted);
     }
 
+    /// Verifies the IP header checksum (IPv4) and the transport checksum of
+    /// a whole, unfragmented packet.
+    fn checksums_valid(bytes: &[u8]) -> bool {
+        let flow = inspect(bytes).unwrap();
+        let (header_ok, segment) = if flow.ip_version == 4 {
+            let ip = ipv4::Packet::new_checked(bytes).unwrap();
+            (ip.verify_checksum(), ip.payload())
+        } else {
+            let ip = ipv6::Packet::new_checked(bytes).unwrap();
+            let offset = ip.upper_layer().unwrap().offset;
+            (true, &ip.as_bytes()[offset..])
+        };
+        let (src, dst) = (&flow.src, &flow.dst);
+        header_ok
+            && match flow.protocol {
+                protocol::TCP => tcp::Packet::new_checked(segment)
+                    .unwrap()
+                    .verify_checksum(src, dst),
+                protocol::UDP => udp::Packet::new_checked(segment)
+                    .unwrap()
+                    .verify_checksum(src, dst),
+                protocol::ICMPV6 => icmp::Packet::new_checked(segment)
+                    .unwrap()
+                    .verify_checksum_v6(src, dst),
+                _ => false,
+            }
+    }
+
+    #[test]
+    fn captured_checksums_validate() {
+        for bytes in [
+            &HTTP_SYN[..],
+            &HTTP_GET,
+            &HTTP_ACK,
+            &QINQ_SYN,
+            &QINQ_CLIENT_HELLO,
+            &QINQ_PADDED_ACK,
+            &BCM_DNS_REPLY,
+            &BCM_SYN_ACK,
+            &DHCPV6_SOLICIT,
+            &MLD_REPORT,
+            &PING6_REQUEST,
+        ] {
+            assert!(checksums_valid(bytes), "{:02x?}", &bytes[..20]);
+        }
+        let mut corrupted = HTTP_GET;
+        corrupted[60] ^= 0x01;
+        assert!(!checksums_valid(&corrupted));
+    }
+
     #[test]
     fn fuzzed_capture_is_an_error() {
         assert_eq!(inspect(&FUZZED_DNS), Err(Error::Truncated));

@@ -182,9 +182,24 @@ pub static FUZZED_DNS: [u8; 348] = [
 /// Each fixture with its capture, frame number and offset, so a test can
 /// prove the bytes above are the captured ones.
 pub static PROVENANCE: [(&[u8], &str, usize, usize); 12] = [
-    (&HTTP_SYN, "suricata-verify/bug-4810_pppoe-session-http.pcap", 1, 21),
-    (&HTTP_GET, "suricata-verify/bug-4810_pppoe-session-http.pcap", 4, 21),
-    (&HTTP_ACK, "suricata-verify/bug-4810_pppoe-session-http.pcap", 3, 21),
+    (
+        &HTTP_SYN,
+        "suricata-verify/bug-4810_pppoe-session-http.pcap",
+        1,
+        21,
+    ),
+    (
+        &HTTP_GET,
+        "suricata-verify/bug-4810_pppoe-session-http.pcap",
+        4,
+        21,
+    ),
+    (
+        &HTTP_ACK,
+        "suricata-verify/bug-4810_pppoe-session-http.pcap",
+        3,
+        21,
+    ),
     (&QINQ_SYN, "zeek/pppoe-over-qinq.pcap", 1, 30),
     (&QINQ_CLIENT_HELLO, "zeek/pppoe-over-qinq.pcap", 4, 30),
     (&QINQ_PADDED_ACK, "zeek/pppoe-over-qinq.pcap", 19, 30),
@@ -203,9 +218,11 @@ fn fixtures_match_captures() {
     for (bytes, file, frame, offset) in PROVENANCE {
         let capture = std::fs::File::open(format!("{dir}{file}")).unwrap();
         let mut reader = PcapReader::new(capture).unwrap();
-        let packet = reader.nth(frame - 1).unwrap().unwrap();
-        let data = &packet.data[offset..];
+        for _ in 1..frame {
+            reader.next_packet().unwrap().unwrap();
+        }
+        let packet = reader.next_packet().unwrap().unwrap();
         // Each fixture is the IP packet to the end of the captured frame.
-        assert_eq!(data, bytes, "{file} frame {frame}");
+        assert_eq!(&packet.data[offset..], bytes, "{file} frame {frame}");
     }
 }

@@ -104,6 +104,36 @@ pub fn inspect(ip_packet: &[u8]) -> Result<FlowInfo> {
     }
 }
 
+/// Clamps the MSS option of a TCP SYN inside an IPv4 or IPv6 packet to
+/// `max_mss`, in place, fixing the TCP checksum (what rp-pppoe's `-m` does so
+/// that hosts behind the link never send segments the PPPoE MTU cannot carry).
+/// Returns whether the packet changed. Fragments and non-TCP packets are left
+/// alone.
+pub fn clamp_mss_in_packet(ip_packet: &mut [u8], max_mss: u16) -> bool {
+    let tcp_range = match ip_packet.first().map(|byte| byte >> 4) {
+        Some(4) => {
+            let Ok(ip) = ipv4::Packet::new_checked(&*ip_packet) else { return false };
+            if ip.protocol() != protocol::TCP || ip.frag_offset() != 0 {
+                return false;
+            }
+            usize::from(ip.header_len())..usize::from(ip.total_len())
+        }
+        Some(6) => {
+            let Ok(ip) = ipv6::Packet::new_checked(&*ip_packet) else { return false };
+            let Ok(upper) = ip.upper_layer() else { return false };
+            if upper.protocol != protocol::TCP || upper.non_first_fragment {
+                return false;
+            }
+            upper.offset..ip.total_len()
+        }
+        _ => return false,
+    };
+    match ip_packet.get_mut(tcp_range) {
+        Some(tcp) => tcp::clamp_mss(tcp, max_mss),
+        None => false,
+    }
+}
+
 fn inspect_v4(bytes: &[u8]) -> Result<FlowInfo> {
     let ip = ipv4::Packet::new_checked(bytes)?;
     let fragment = match (ip.is_fragment(), ip.frag_offset()) {
@@ -268,6 +298,27 @@ mod tests {
 
     fn v6(text: &str) -> IpAddr {
         text.parse::<Ipv6Addr>().unwrap().into()
+    }
+
+    #[test]
+    fn clamp_mss_in_ipv4_packet() {
+        // A real SYN (MSS 1460) from bug-4810_pppoe-session-http.pcap.
+        let mut packet = fixtures::HTTP_SYN;
+        let before = tcp::Packet::new_checked(&packet[20..]).unwrap().mss();
+        assert!(before.unwrap() > 1412);
+        assert!(clamp_mss_in_packet(&mut packet, 1412));
+        let tcp = tcp::Packet::new_checked(&packet[20..]).unwrap();
+        assert_eq!(tcp.mss(), Some(1412));
+        let ip = ipv4::Packet::new_checked(&packet[..]).unwrap();
+        let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+        assert!(tcp.verify_checksum(&src, &dst));
+        // Already small enough, and not a SYN: unchanged.
+        assert!(!clamp_mss_in_packet(&mut packet, 1452));
+        let mut ack = fixtures::HTTP_ACK;
+        assert!(!clamp_mss_in_packet(&mut ack, 536));
+        assert_eq!(ack, fixtures::HTTP_ACK);
+        // Garbage never panics.
+        assert!(!clamp_mss_in_packet(&mut [0x45, 0, 0], 536));
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub const INTERFACE_MISSING: u8 = 8;
 /// (pppd: 3 for "not run as root").
 pub const NOT_PERMITTED: u8 = 9;
 
+/// The link was lost (PADT, LCP echo failure, the peer's Terminate-Request,
+/// carrier loss) and `persist` was not set, so the dialer did not re-dial
+/// (pppd: 16, "the link was terminated by the modem hanging up" and kin).
+pub const LINK_LOST: u8 = 10;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +69,7 @@ mod tests {
             MAXFAIL_REACHED,
             INTERFACE_MISSING,
             NOT_PERMITTED,
+            LINK_LOST,
         ];
         for (index, code) in codes.iter().enumerate() {
             assert!(!codes[index + 1..].contains(code), "{code} is used twice");

@@ -1,15 +1,19 @@
 //! portdial: a userspace PPPoE dialer. The library holds what the `portdial`
 //! command does, so that integration tests can call it directly.
 
+pub mod capture;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod datapath;
+pub mod discover;
 pub mod exit;
-pub mod replay;
+pub mod hooks;
+pub mod netlink;
 pub mod netns;
 pub mod packet_socket;
-pub mod tun;
-pub mod netlink;
-pub mod config;
-pub mod secrets;
-pub mod hooks;
+pub mod replay;
 pub mod resolv;
+pub mod secrets;
 pub mod state_file;
-pub mod capture;
+pub mod tun;

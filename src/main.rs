@@ -6,16 +6,20 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use portdial::{exit, replay};
+use portdial::config::{DialArgs, DialConfig};
+use portdial::packet_socket::{PacketSocket, PacketSocketError};
+use portdial::{daemon, discover, exit, replay};
+use portdial_ppp::discovery::DiscoveryConfig;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(name = "portdial", version, about = "A userspace PPPoE dialer")]
 struct Cli {
     /// What to log on stderr: a level (error, warn, info, debug, trace) or
-    /// a tracing filter such as `portdial=debug`.
-    #[arg(long, global = true, value_name = "FILTER", default_value = "warn")]
-    log_level: String,
+    /// a tracing filter such as `portdial=debug` [default: info for dial,
+    /// warn otherwise].
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -23,9 +27,50 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Dial a PPPoE session and run it: TUN interface, addresses, routes,
+    /// DNS, re-dial on loss (what pppd + rp-pppoe do).
+    Dial(DialArgs),
+    /// Show the state of a running `portdial dial`.
+    Status(StatusArgs),
+    /// Send PADI and list every access concentrator that answers.
+    Discover(DiscoverArgs),
     /// Decode a pcap or pcapng capture of PPPoE/PPP traffic and summarize
     /// its sessions.
     Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", default_value = "/run/portdial.sock")]
+    control: PathBuf,
+
+    /// Print the status as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct DiscoverArgs {
+    /// The Ethernet interface to probe.
+    #[arg(long)]
+    iface: String,
+
+    /// Ask for this Service-Name (default: any).
+    #[arg(long, default_value = "")]
+    service: String,
+
+    /// Seconds to wait for offers after the first PADI (doubling per retry).
+    #[arg(long, default_value_t = 3)]
+    timeout: u64,
+
+    /// PADIs to send when nobody answers.
+    #[arg(long, default_value_t = 3)]
+    attempts: u32,
+
+    /// Print a JSON array of the offers.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -52,26 +97,159 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    if let Err(message) = init_logging(&cli.log_level) {
-        eprintln!(
-            "portdial: invalid --log-level {:?}: {message}",
-            cli.log_level
-        );
-        return ExitCode::from(exit::USAGE);
-    }
     let code = match cli.command {
-        Command::Replay(args) => run_replay(&args),
+        Command::Dial(mut args) => {
+            args.log_level = cli.log_level;
+            run_dial(&args)
+        }
+        other => {
+            let level = cli.log_level.as_deref().unwrap_or("warn");
+            if let Err(message) = init_logging(level, false) {
+                eprintln!("portdial: invalid --log-level {level:?}: {message}");
+                return ExitCode::from(exit::USAGE);
+            }
+            match other {
+                Command::Status(args) => run_status(&args),
+                Command::Discover(args) => run_discover(&args),
+                Command::Replay(args) => run_replay(&args),
+                Command::Dial(_) => unreachable!("handled above"),
+            }
+        }
     };
     ExitCode::from(code)
 }
 
-fn init_logging(filter: &str) -> Result<(), String> {
+fn init_logging(filter: &str, json: bool) -> Result<(), String> {
     let filter = EnvFilter::try_new(filter).map_err(|error| error.to_string())?;
-    tracing_subscriber::fmt()
+    // Colours only on a terminal: logs in files and journals stay plain text.
+    let ansi = io::IsTerminal::is_terminal(&io::stderr());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
-        .try_init()
-        .map_err(|error| error.to_string())
+        .with_ansi(ansi);
+    let result = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    result.map_err(|error| error.to_string())
+}
+
+fn runtime() -> io::Result<tokio::runtime::Runtime> {
+    // One thread: the daemon is one task by design, and hooks run on the
+    // blocking pool.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+fn run_dial(args: &DialArgs) -> u8 {
+    let config = match DialConfig::resolve(args) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("portdial: {}", error.message());
+            return error.exit_code();
+        }
+    };
+    if let Err(message) = init_logging(&config.log_level, config.json_logs) {
+        eprintln!("portdial: invalid log level: {message}");
+        return exit::USAGE;
+    }
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("portdial: cannot start the runtime: {error}");
+            return exit::INTERNAL_ERROR;
+        }
+    };
+    let outcome = runtime.block_on(daemon::run(config));
+    if let Some(message) = &outcome.message {
+        tracing::error!("{message}");
+        eprintln!("portdial: {message}");
+    }
+    outcome.code
+}
+
+fn run_status(args: &StatusArgs) -> u8 {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("portdial: cannot start the runtime: {error}");
+            return exit::INTERNAL_ERROR;
+        }
+    };
+    match runtime.block_on(daemon::status(&args.control)) {
+        Ok(status) if args.json => {
+            println!("{}", serde_json::to_string(&status).unwrap_or_default());
+            exit::OK
+        }
+        Ok(status) => {
+            print!("{}", daemon::render_status(&status));
+            exit::OK
+        }
+        Err(message) => {
+            eprintln!("portdial: {message}");
+            exit::INTERNAL_ERROR
+        }
+    }
+}
+
+fn run_discover(args: &DiscoverArgs) -> u8 {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("portdial: cannot start the runtime: {error}");
+            return exit::INTERNAL_ERROR;
+        }
+    };
+    runtime.block_on(async {
+        let socket = match PacketSocket::open(&args.iface) {
+            Ok(socket) => socket,
+            Err(PacketSocketError::InterfaceMissing(name)) => {
+                eprintln!("portdial: interface {name} does not exist");
+                return exit::INTERFACE_MISSING;
+            }
+            Err(PacketSocketError::NotPermitted) => {
+                eprintln!("portdial: a packet socket needs CAP_NET_RAW (run as root)");
+                return exit::NOT_PERMITTED;
+            }
+            Err(error) => {
+                eprintln!("portdial: {}: {error}", args.iface);
+                return exit::INTERNAL_ERROR;
+            }
+        };
+        let config = DiscoveryConfig {
+            service_name: args.service.clone(),
+            timeout: std::time::Duration::from_secs(args.timeout.max(1)),
+            attempts: args.attempts.max(1),
+            ..DiscoveryConfig::default()
+        };
+        let offers = match discover::discover(&socket, config).await {
+            Ok(offers) => offers,
+            Err(error) => {
+                eprintln!("portdial: {}: {error}", args.iface);
+                return exit::INTERNAL_ERROR;
+            }
+        };
+        if args.json {
+            println!("{}", serde_json::to_string(&offers).unwrap_or_default());
+        } else if offers.is_empty() {
+            eprintln!(
+                "portdial: no access concentrator answered on {}",
+                args.iface
+            );
+        } else {
+            print!("{}", discover::render(&offers));
+        }
+        if offers.is_empty() {
+            exit::NO_ACCESS_CONCENTRATOR
+        } else {
+            exit::OK
+        }
+    })
 }
 
 fn run_replay(args: &ReplayArgs) -> u8 {

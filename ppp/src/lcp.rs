@@ -225,7 +225,8 @@ impl Policy for LcpPolicy {
     }
 
     fn reset(&mut self) {
-        self.want_mru = (self.config.mru != DEFAULT_MRU).then_some(self.config.mru);
+        // Never ask for more than the link carries (1492 unless RFC 4638 raised it).
+        self.want_mru = Some(self.config.mru.min(self.config.link_max));
         self.want_magic = Some(self.new_magic());
         self.negotiated = LcpNegotiated::default();
         self.pending_peer = LcpNegotiated::default();

@@ -727,6 +727,10 @@ impl Session {
         }
         self.established = None;
         self.encap = None;
+        // A link we were already closing for a reason (a refused password,
+        // say) ends for that reason, even if the AC's PADT overtakes our
+        // Terminate-Request.
+        let cause = self.pending_cause.take().unwrap_or(cause);
         self.pending_cause = Some(cause.clone());
         self.lcp.down(now);
         self.ipcp.down(now);

@@ -16,7 +16,10 @@ use sim::*;
 fn config() -> SessionConfig {
     SessionConfig {
         our_mac: CLIENT_MAC,
-        credentials: Credentials { user: "alice".into(), password: Secret::new("wonderland") },
+        credentials: Credentials {
+            user: "alice".into(),
+            password: Secret::new("wonderland"),
+        },
         ipv6: true,
         ..SessionConfig::default()
     }
@@ -25,7 +28,10 @@ fn config() -> SessionConfig {
 /// A pair driven up to the point where `steps` frames have crossed the wire,
 /// so the fuzzed frames land in every phase from discovery to running.
 fn pair_at(steps: usize, chap: bool) -> Pair {
-    let ac = AcConfig { auth: if chap { AcAuth::Chap } else { AcAuth::Pap }, ..AcConfig::default() };
+    let ac = AcConfig {
+        auth: if chap { AcAuth::Chap } else { AcAuth::Pap },
+        ..AcConfig::default()
+    };
     let mut pair = Pair::new(Session::new(config(), [3; 32]), vec![SimAc::new(ac)]);
     let now = pair.now;
     pair.client.open(now);
@@ -55,7 +61,9 @@ fn session_frame(pair: &Pair, protocol: u16, payload: &[u8]) -> Vec<u8> {
     let header = encap.header_len();
     let mut frame = vec![0; header + payload.len()];
     frame[header..].copy_from_slice(payload);
-    let range = encap.encapsulate(&mut frame, header, payload.len(), protocol).unwrap();
+    let range = encap
+        .encapsulate(&mut frame, header, payload.len(), protocol)
+        .unwrap();
     frame[range].to_vec()
 }
 
@@ -127,10 +135,19 @@ fn a_flood_of_garbage_leaves_the_session_up() {
         seed ^= seed << 5;
         let len = (seed % 120) as usize;
         let body: Vec<u8> = (0..len).map(|i| (seed >> (i % 24)) as u8).collect();
-        let frame = if seed & 1 == 0 { session_frame(&pair, 0xc021, &body) } else { body };
+        let frame = if seed & 1 == 0 {
+            session_frame(&pair, 0xc021, &body)
+        } else {
+            body
+        };
         feed(&mut pair, &frame);
     }
     pair.drive_for(Duration::from_secs(60));
-    assert_eq!(pair.client.phase(), portdial_ppp::session::Phase::Running, "{:?}", pair.client.stats());
+    assert_eq!(
+        pair.client.phase(),
+        portdial_ppp::session::Phase::Running,
+        "{:?}",
+        pair.client.stats()
+    );
     assert!(pair.client.stats().malformed > 0);
 }

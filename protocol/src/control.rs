@@ -224,7 +224,9 @@ impl<'a> Repr<'a> {
         packet.set_code(self.code);
         packet.set_identifier(self.identifier);
         packet.set_length(len as u16);
-        packet.data_mut().copy_from_slice(&self.data[..len - HEADER_LEN]);
+        packet
+            .data_mut()
+            .copy_from_slice(&self.data[..len - HEADER_LEN]);
     }
 
     /// Emits into a new vector of exactly `buffer_len()` bytes.
@@ -242,8 +244,8 @@ mod tests {
     // LCP Configure-Request from the AC in captures/public/zeek/pppoe.pcap
     // (frame 6): MRU 1492, Authentication-Protocol PAP, Magic-Number 0x01fccbfb.
     static CONF_REQ: [u8; 18] = [
-        0x01, 0x01, 0x00, 0x12, 0x01, 0x04, 0x05, 0xd4, 0x03, 0x04, 0xc0, 0x23, 0x05, 0x06,
-        0x01, 0xfc, 0xcb, 0xfb,
+        0x01, 0x01, 0x00, 0x12, 0x01, 0x04, 0x05, 0xd4, 0x03, 0x04, 0xc0, 0x23, 0x05, 0x06, 0x01,
+        0xfc, 0xcb, 0xfb,
     ];
 
     #[test]

@@ -112,15 +112,21 @@ pub fn inspect(ip_packet: &[u8]) -> Result<FlowInfo> {
 pub fn clamp_mss_in_packet(ip_packet: &mut [u8], max_mss: u16) -> bool {
     let tcp_range = match ip_packet.first().map(|byte| byte >> 4) {
         Some(4) => {
-            let Ok(ip) = ipv4::Packet::new_checked(&*ip_packet) else { return false };
+            let Ok(ip) = ipv4::Packet::new_checked(&*ip_packet) else {
+                return false;
+            };
             if ip.protocol() != protocol::TCP || ip.frag_offset() != 0 {
                 return false;
             }
             usize::from(ip.header_len())..usize::from(ip.total_len())
         }
         Some(6) => {
-            let Ok(ip) = ipv6::Packet::new_checked(&*ip_packet) else { return false };
-            let Ok(upper) = ip.upper_layer() else { return false };
+            let Ok(ip) = ipv6::Packet::new_checked(&*ip_packet) else {
+                return false;
+            };
+            let Ok(upper) = ip.upper_layer() else {
+                return false;
+            };
             if upper.protocol != protocol::TCP || upper.non_first_fragment {
                 return false;
             }

@@ -42,7 +42,10 @@ pub struct OptionIter<'a> {
 
 impl<'a> OptionIter<'a> {
     pub fn new(data: &'a [u8]) -> OptionIter<'a> {
-        OptionIter { rest: data, failed: false }
+        OptionIter {
+            rest: data,
+            failed: false,
+        }
     }
 
     /// Checks the whole list at once: every option well-formed.
@@ -94,9 +97,18 @@ mod tests {
         assert_eq!(
             options,
             vec![
-                RawOption { kind: 1, data: &[0x05, 0xd4] },
-                RawOption { kind: 3, data: &[0xc0, 0x23] },
-                RawOption { kind: 5, data: &[0x01, 0xfc, 0xcb, 0xfb] },
+                RawOption {
+                    kind: 1,
+                    data: &[0x05, 0xd4]
+                },
+                RawOption {
+                    kind: 3,
+                    data: &[0xc0, 0x23]
+                },
+                RawOption {
+                    kind: 5,
+                    data: &[0x01, 0xfc, 0xcb, 0xfb]
+                },
             ]
         );
     }

@@ -127,7 +127,9 @@ mod tests {
 
     #[test]
     fn numbers_round_trip() {
-        for value in [0x0021u16, 0x0057, 0xc021, 0xc023, 0xc223, 0x8021, 0x8057, 0x80fd, 0x1234] {
+        for value in [
+            0x0021u16, 0x0057, 0xc021, 0xc023, 0xc223, 0x8021, 0x8057, 0x80fd, 0x1234,
+        ] {
             assert_eq!(u16::from(Protocol::from(value)), value);
         }
         assert!(Protocol::Ipcp.is_network_control());

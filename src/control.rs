@@ -1,0 +1,363 @@
+//! The control socket: a Unix stream socket speaking one JSON object per line.
+//!
+//! A client sends a request line (`{"cmd": "status"}`) and reads one response
+//! line (`{"ok": true, ...}` or `{"ok": false, "error": "..."}`). The socket is
+//! created 0600 (root only) unless a group is configured, then 0660 with that
+//! group; on top of the file mode every peer is checked with SO_PEERCRED, so a
+//! socket file with loosened permissions still admits only root, our own user
+//! and the configured group.
+
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// The status `portdial status --json` prints. Field names are part of the
+/// interface: scripts read them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Status {
+    /// "discovery" | "lcp" | "auth" | "network" | "up" | "holdoff" | "down"
+    pub phase: String,
+    /// The TUN interface name.
+    pub interface: String,
+    pub session_id: Option<u16>,
+    pub ac_mac: Option<String>,
+    pub ac_name: Option<String>,
+    pub local_ip: Option<String>,
+    pub peer_ip: Option<String>,
+    pub dns: Vec<String>,
+    pub mtu: Option<u16>,
+    pub uptime_s: u64,
+    pub redials: u32,
+    pub last_failure: Option<String>,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+}
+
+/// A request on the control socket.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+}
+
+/// What the daemon answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Response {
+    Status { ok: bool, status: Status },
+    Error { ok: bool, error: String },
+}
+
+impl Response {
+    pub fn error(message: impl Into<String>) -> Response {
+        Response::Error {
+            ok: false,
+            error: message.into(),
+        }
+    }
+}
+
+/// A request from a client, with the way back to it.
+#[derive(Debug)]
+pub struct Incoming {
+    pub request: Request,
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// Who may use the socket besides root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// Our own uid (a daemon run by a dedicated user admits that user).
+    pub owner_uid: u32,
+    pub group: Option<u32>,
+}
+
+impl Access {
+    fn admits(&self, uid: u32, gid: u32, pid: Option<i32>) -> bool {
+        if uid == 0 || uid == self.owner_uid {
+            return true;
+        }
+        let Some(group) = self.group else {
+            return false;
+        };
+        gid == group || pid.is_some_and(|pid| supplementary_groups(pid).contains(&group))
+    }
+}
+
+/// The supplementary groups of a process, from /proc/<pid>/status.
+fn supplementary_groups(pid: i32) -> Vec<u32> {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return Vec::new();
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Groups:"))
+        .map(|groups| {
+            groups
+                .split_whitespace()
+                .filter_map(|g| g.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("another portdial is already listening on {0}")]
+    InUse(PathBuf),
+    #[error("control socket {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// The listening side, owned by the daemon.
+pub struct ControlServer {
+    path: PathBuf,
+}
+
+impl ControlServer {
+    /// Binds the socket and spawns the accept loop on the current runtime;
+    /// requests arrive on the returned channel.
+    pub async fn start(
+        path: &Path,
+        access: Access,
+    ) -> Result<(ControlServer, mpsc::Receiver<Incoming>), ControlError> {
+        let io_error = |source| ControlError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if path.exists() {
+            // A live daemon answers; a stale file from a crash does not.
+            if UnixStream::connect(path).await.is_ok() {
+                return Err(ControlError::InUse(path.to_path_buf()));
+            }
+            std::fs::remove_file(path).map_err(io_error)?;
+        }
+        if let Some(parent) = path.parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(io_error)?;
+            }
+        }
+        let listener = UnixListener::bind(path).map_err(io_error)?;
+        let mode = if access.group.is_some() { 0o660 } else { 0o600 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_error)?;
+        if let Some(group) = access.group {
+            std::os::unix::fs::chown(path, None, Some(group)).map_err(io_error)?;
+        }
+        let (sender, receiver) = mpsc::channel(32);
+        tokio::spawn(accept_loop(listener, access, sender));
+        Ok((
+            ControlServer {
+                path: path.to_path_buf(),
+            },
+            receiver,
+        ))
+    }
+}
+
+impl Drop for ControlServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn accept_loop(listener: UnixListener, access: Access, sender: mpsc::Sender<Incoming>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::debug!(%error, "control accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let admitted = match stream.peer_cred() {
+            Ok(cred) => access.admits(cred.uid(), cred.gid(), cred.pid()),
+            Err(_) => false,
+        };
+        if !admitted {
+            tracing::info!(
+                "control connection refused: peer is not root, the owner or the control group"
+            );
+            let mut stream = stream;
+            let _ = write_line(&mut stream, &Response::error("permission denied")).await;
+            continue;
+        }
+        tokio::spawn(serve_client(stream, sender.clone()));
+    }
+}
+
+/// Longest request line accepted; anything longer is an error, not a buffer.
+const MAX_REQUEST: u64 = 64 * 1024;
+
+async fn serve_client(stream: UnixStream, sender: mpsc::Sender<Incoming>) {
+    let (reader, mut writer) = stream.into_split();
+    let mut lines = BufReader::new(tokio::io::AsyncReadExt::take(reader, MAX_REQUEST)).lines();
+    // Idle clients are dropped so a flood of connections cannot pile up.
+    while let Ok(Ok(Some(line))) =
+        tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+    {
+        let response = match serde_json::from_str::<Request>(&line) {
+            Err(error) => Response::error(format!("bad request: {error}")),
+            Ok(request) => {
+                let (reply, answer) = oneshot::channel();
+                if sender.send(Incoming { request, reply }).await.is_err() {
+                    return;
+                }
+                answer
+                    .await
+                    .unwrap_or_else(|_| Response::error("the daemon is shutting down"))
+            }
+        };
+        if write_line(&mut writer, &response).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn write_line<W: AsyncWriteExt + Unpin>(
+    writer: &mut W,
+    response: &Response,
+) -> io::Result<()> {
+    let mut line = serde_json::to_string(response).map_err(io::Error::other)?;
+    line.push('\n');
+    writer.write_all(line.as_bytes()).await
+}
+
+/// The client side: one request, one response.
+pub async fn request(path: &Path, request: &Request) -> Result<Response, ClientError> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(|source| ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    let (reader, mut writer) = stream.into_split();
+    let mut line =
+        serde_json::to_string(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    line.push('\n');
+    writer
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let mut lines = BufReader::new(reader).lines();
+    let answer = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .map_err(|_| ClientError::Protocol("no answer within 10 s".into()))?
+        .map_err(|e| ClientError::Protocol(e.to_string()))?
+        .ok_or_else(|| ClientError::Protocol("the daemon closed the connection".into()))?;
+    serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(format!("bad answer: {e}")))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the daemon at {path}: {source} (is `portdial dial` running with this --control path?)")]
+    Connect { path: PathBuf, source: io::Error },
+    #[error("control protocol: {0}")]
+    Protocol(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn status_round_trip_and_permissions() {
+        runtime().block_on(async {
+            let dir = tempdir();
+            let path = dir.join("control.sock");
+            let access = Access {
+                owner_uid: nix::unistd::geteuid().as_raw(),
+                group: None,
+            };
+            let (_server, mut requests) = ControlServer::start(&path, access).await.unwrap();
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            tokio::spawn(async move {
+                while let Some(incoming) = requests.recv().await {
+                    let status = Status {
+                        phase: "up".into(),
+                        redials: 2,
+                        ..Status::default()
+                    };
+                    let _ = incoming.reply.send(Response::Status { ok: true, status });
+                }
+            });
+            match request(&path, &Request::Status).await.unwrap() {
+                Response::Status { ok: true, status } => {
+                    assert_eq!(status.phase, "up");
+                    assert_eq!(status.redials, 2);
+                }
+                other => panic!("{other:?}"),
+            }
+            // A second daemon on the same path is refused.
+            assert!(matches!(
+                ControlServer::start(&path, access).await,
+                Err(ControlError::InUse(_))
+            ));
+        });
+    }
+
+    #[test]
+    fn malformed_requests_get_an_error_line() {
+        runtime().block_on(async {
+            let dir = tempdir();
+            let path = dir.join("control.sock");
+            let access = Access { owner_uid: nix::unistd::geteuid().as_raw(), group: None };
+            let (_server, _requests) = ControlServer::start(&path, access).await.unwrap();
+            let stream = UnixStream::connect(&path).await.unwrap();
+            let (reader, mut writer) = stream.into_split();
+            writer.write_all(b"{not json\n").await.unwrap();
+            let line = BufReader::new(reader).lines().next_line().await.unwrap().unwrap();
+            let response: Response = serde_json::from_str(&line).unwrap();
+            assert!(matches!(response, Response::Error { ok: false, error } if error.starts_with("bad request")));
+        });
+    }
+
+    #[test]
+    fn access_rules() {
+        let access = Access {
+            owner_uid: 1000,
+            group: Some(50),
+        };
+        assert!(access.admits(0, 0, None));
+        assert!(access.admits(1000, 1000, None));
+        assert!(access.admits(2000, 50, None));
+        assert!(!access.admits(2000, 2000, None));
+        assert!(!Access {
+            owner_uid: 1000,
+            group: None
+        }
+        .admits(2000, 50, None));
+    }
+
+    fn tempdir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "portdial-control-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn rand_suffix() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+}

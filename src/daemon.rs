@@ -1,0 +1,822 @@
+//! `portdial dial`: the device loop around the sans-IO session.
+//!
+//! One task owns everything (boringtun's shape): it waits on the packet
+//! socket, the TUN, the session's next timer, signals, carrier events and the
+//! control socket, handles a bounded batch of whatever is ready, then drains
+//! the session's output. The supervisor part follows pppd: re-dial after a
+//! lost link when `persist` is set, with a holdoff that backs off
+//! exponentially on consecutive failures, up to `maxfail` of them.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
+
+use portdial_ppp::session::{
+    DownCause, Ipv4Info, Ipv6Info, Phase, Received, Session, SessionEvent,
+};
+use portdial_protocol::ethernet::MacAddr;
+use portdial_protocol::ipv6cp::link_local;
+use rand::RngCore;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::time::sleep_until;
+
+use crate::capture::Capture;
+use crate::config::DialConfig;
+use crate::control::{self, Access, ControlServer, Incoming, Request, Response, Status};
+use crate::datapath::{self, Counters, Open, FRAME_BUFFER, HEADROOM};
+use crate::exit;
+use crate::hooks::{self, HookEnv, LinkStats};
+use crate::netlink::{LinkEvent, LinkWatcher, Netlink};
+use crate::packet_socket::{PacketSocket, PacketSocketError};
+use crate::resolv::PeerDns;
+use crate::state_file::{self, SessionState};
+use crate::tun::{Tun, TunError};
+
+/// Frames or packets handled per wake-up before looking at the other sources.
+const BATCH: usize = 64;
+
+/// Why the daemon stopped, as a process exit code with a message.
+#[derive(Debug)]
+pub struct Exit {
+    pub code: u8,
+    pub message: Option<String>,
+}
+
+impl Exit {
+    fn ok() -> Exit {
+        Exit {
+            code: exit::OK,
+            message: None,
+        }
+    }
+
+    fn fail(code: u8, message: impl Into<String>) -> Exit {
+        Exit {
+            code,
+            message: Some(message.into()),
+        }
+    }
+}
+
+/// The exit code for a session that ended and will not be re-dialed.
+pub fn exit_code_for(cause: &DownCause) -> u8 {
+    match cause {
+        DownCause::Discovery(_) => exit::NO_ACCESS_CONCENTRATOR,
+        DownCause::AuthFailed { .. } => exit::AUTH_FAILED,
+        DownCause::Negotiation { .. } | DownCause::Loopback => exit::NEGOTIATION_FAILED,
+        DownCause::Padt { .. }
+        | DownCause::EchoTimeout { .. }
+        | DownCause::PeerTerminated { .. } => exit::LINK_LOST,
+        DownCause::CarrierLost => exit::LINK_LOST,
+        DownCause::LocalClose { .. } => exit::OK,
+    }
+}
+
+/// What the supervisor is doing between sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Supervisor {
+    /// A session is being dialed or is up.
+    Dialing,
+    /// Waiting out the holdoff before the next dial.
+    Holdoff { until: Instant },
+    /// The interface has no carrier; dial when it comes back.
+    WaitingCarrier,
+    /// Shutting down: closing the session, exit when it is down or at `deadline`.
+    Stopping { deadline: Instant },
+}
+
+struct Daemon {
+    options: DialConfig,
+    socket: PacketSocket,
+    netlink: Netlink,
+    session: Session,
+    tun: Option<Tun>,
+    capture: Option<Capture>,
+    counters: Counters,
+    open: Open,
+    supervisor: Supervisor,
+    our_mac: MacAddr,
+    ipv4: Option<Ipv4Info>,
+    ipv6: Option<Ipv6Info>,
+    up_since: Option<Instant>,
+    session_reached_up: bool,
+    redials: u32,
+    consecutive_failures: u32,
+    last_failure: Option<String>,
+    exit: Option<Exit>,
+    peer_dns: Option<PeerDns>,
+    /// The MSS to clamp SYNs to, from the negotiated MTU and `--mss-clamp`.
+    mss: Option<u16>,
+}
+
+/// Runs the dialer until it is told to stop or gives up.
+pub async fn run(options: DialConfig) -> Exit {
+    let socket =
+        match PacketSocket::open(&options.iface) {
+            Ok(socket) => socket,
+            Err(PacketSocketError::InterfaceMissing(name)) => {
+                return Exit::fail(
+                    exit::INTERFACE_MISSING,
+                    format!("interface {name} does not exist"),
+                )
+            }
+            Err(PacketSocketError::NotPermitted) => return Exit::fail(
+                exit::NOT_PERMITTED,
+                "opening a packet socket needs CAP_NET_RAW (run as root or grant the capability)",
+            ),
+            Err(error) => {
+                return Exit::fail(
+                    exit::INTERNAL_ERROR,
+                    format!("packet socket on {}: {error}", options.iface),
+                )
+            }
+        };
+    let netlink = match Netlink::connect() {
+        Ok(netlink) => netlink,
+        Err(error) => return Exit::fail(exit::INTERNAL_ERROR, format!("netlink: {error}")),
+    };
+    let mut watcher = match LinkWatcher::new(&options.iface) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            return Exit::fail(
+                exit::INTERNAL_ERROR,
+                format!("netlink link events: {error}"),
+            )
+        }
+    };
+    let group = match &options.control_group {
+        Some(name) => match nix::unistd::Group::from_name(name) {
+            Ok(Some(group)) => Some(group.gid.as_raw()),
+            _ => return Exit::fail(exit::USAGE, format!("control group {name} does not exist")),
+        },
+        None => None,
+    };
+    let access = Access {
+        owner_uid: nix::unistd::geteuid().as_raw(),
+        group,
+    };
+    let (_control, mut requests) = match ControlServer::start(&options.control, access).await {
+        Ok(started) => started,
+        Err(error) => return Exit::fail(exit::USAGE, error.to_string()),
+    };
+    let capture = match &options.capture {
+        Some(path) => match Capture::create(path) {
+            Ok(mut capture) => {
+                capture.set_redact_pap(!options.capture_secrets);
+                Some(capture)
+            }
+            Err(error) => return Exit::fail(exit::USAGE, error.to_string()),
+        },
+        None => None,
+    };
+    let mut sigterm = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(error) => return Exit::fail(exit::INTERNAL_ERROR, format!("signal handler: {error}")),
+    };
+    let mut sigint = match signal(SignalKind::interrupt()) {
+        Ok(s) => s,
+        Err(error) => return Exit::fail(exit::INTERNAL_ERROR, format!("signal handler: {error}")),
+    };
+
+    let our_mac = socket.mac();
+    let session_config = options.session_config(our_mac);
+    let seed = options.seed.unwrap_or_else(|| {
+        let mut seed = [0; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        seed
+    });
+    let session = Session::new(session_config, seed);
+    let mut daemon = Daemon {
+        options,
+        socket,
+        netlink,
+        session,
+        tun: None,
+        capture,
+        counters: Counters::default(),
+        open: Open::default(),
+        supervisor: Supervisor::Dialing,
+        our_mac,
+        ipv4: None,
+        ipv6: None,
+        up_since: None,
+        session_reached_up: false,
+        redials: 0,
+        consecutive_failures: 0,
+        last_failure: None,
+        exit: None,
+        peer_dns: None,
+        mss: None,
+    };
+    tracing::info!(iface = %daemon.options.iface, mac = %our_mac, "portdial starting");
+    daemon.clear_stale_session().await;
+    let now = Instant::now();
+    if daemon.carrier().await {
+        daemon.session.open(now);
+    } else {
+        tracing::info!(iface = %daemon.options.iface, "no carrier; waiting for it before dialing");
+        daemon.supervisor = Supervisor::WaitingCarrier;
+    }
+    daemon.flush(now).await;
+
+    let mut rx = vec![0u8; FRAME_BUFFER];
+    let mut tx = vec![0u8; FRAME_BUFFER];
+    while daemon.exit.is_none() {
+        let wake = daemon.next_wake();
+        tokio::select! {
+            result = daemon.socket.recv(&mut rx) => {
+                let now = Instant::now();
+                match result {
+                    Ok(len) => daemon.on_frame(now, &mut rx, len),
+                    Err(error) => tracing::debug!(%error, "packet socket receive failed"),
+                }
+                for _ in 1..BATCH {
+                    match daemon.socket.try_recv(&mut rx) {
+                        Ok(len) => daemon.on_frame(now, &mut rx, len),
+                        Err(_) => break,
+                    }
+                }
+            }
+            result = tun_recv(daemon.tun.as_ref(), &mut tx[HEADROOM..]) => {
+                if let Ok(len) = result {
+                    daemon.on_tun_packet(&mut tx, len);
+                    for _ in 1..BATCH {
+                        let Some(tun) = daemon.tun.as_ref() else { break };
+                        match tun.try_recv(&mut tx[HEADROOM..]) {
+                            Ok(len) => daemon.on_tun_packet(&mut tx, len),
+                            Err(_) => break,
+                        }
+                    }
+                }
+            }
+            _ = sleep_until_opt(wake) => {
+                daemon.on_timer(Instant::now());
+            }
+            event = link_event(&mut watcher) => {
+                match event {
+                    Ok(LinkEvent::Changed(info)) if info.name == daemon.options.iface => {
+                        daemon.on_carrier(Instant::now(), info.carrier)
+                    }
+                    Ok(LinkEvent::Removed { name, .. }) if name == daemon.options.iface => {
+                        daemon.on_carrier(Instant::now(), false)
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "netlink link events failed; carrier is no longer watched");
+                        watcher = None;
+                    }
+                }
+            }
+            Some(incoming) = requests.recv() => daemon.on_request(incoming),
+            _ = sigterm.recv() => daemon.on_signal(Instant::now()),
+            _ = sigint.recv() => daemon.on_signal(Instant::now()),
+        }
+        daemon.flush(Instant::now()).await;
+    }
+    daemon.exit.take().unwrap_or_else(Exit::ok)
+}
+
+async fn tun_recv(tun: Option<&Tun>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match tun {
+        Some(tun) => tun.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn link_event(watcher: &mut Option<LinkWatcher>) -> std::io::Result<LinkEvent> {
+    match watcher {
+        Some(watcher) => watcher.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Daemon {
+    fn next_wake(&self) -> Option<Instant> {
+        let supervisor = match self.supervisor {
+            Supervisor::Holdoff { until } => Some(until),
+            Supervisor::Stopping { deadline } => Some(deadline),
+            _ => None,
+        };
+        [self.session.poll_timeout(), supervisor]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    async fn carrier(&self) -> bool {
+        match self.netlink.link_info(&self.options.iface).await {
+            Ok(Some(info)) => info.carrier,
+            _ => true,
+        }
+    }
+
+    /// ISPs keep a session for minutes after a client vanished and may refuse a
+    /// new one meanwhile: end the one we recorded before we died.
+    async fn clear_stale_session(&mut self) {
+        let path = self.options.state_file.clone();
+        let Some(record) = state_file::load(&path) else {
+            return;
+        };
+        if record.iface != self.options.iface {
+            return;
+        }
+        tracing::info!(
+            ac = %record.ac_mac,
+            session_id = record.session_id,
+            "sending PADT for the stale session recorded at the last run"
+        );
+        let frame = self.session.discovery().padt_frame(
+            record.ac_mac,
+            record.session_id,
+            "portdial: stale session",
+        );
+        self.send_frame(&frame);
+        if let Err(error) = state_file::clear(&path) {
+            tracing::warn!(%error, "cannot clear the state file");
+        }
+    }
+
+    fn send_frame(&mut self, frame: &[u8]) {
+        self.capture(frame);
+        if let Err(error) = self.socket.try_send(frame) {
+            tracing::debug!(%error, "packet socket send failed");
+        }
+    }
+
+    fn capture(&mut self, frame: &[u8]) {
+        if let Some(capture) = &mut self.capture {
+            if let Err(error) = capture.write(frame, SystemTime::now()) {
+                tracing::warn!(%error, "capture stopped");
+                self.capture = None;
+            }
+        }
+    }
+
+    fn on_frame(&mut self, now: Instant, rx: &mut [u8], len: usize) {
+        let Some(frame) = rx.get_mut(..len) else {
+            return;
+        };
+        self.capture(frame);
+        if let Received::Data { payload, .. } = self.session.handle_frame(now, frame) {
+            let payload = datapath::downstream(frame, payload, self.mss, &mut self.counters);
+            match &self.tun {
+                Some(tun) => {
+                    if tun.try_send(&frame[payload]).is_err() {
+                        self.counters.rx_dropped += 1;
+                    }
+                }
+                None => self.counters.rx_dropped += 1,
+            }
+        }
+    }
+
+    fn on_tun_packet(&mut self, tx: &mut [u8], len: usize) {
+        let Some(encap) = self.session.encap().copied() else {
+            self.counters.tx_dropped += 1;
+            return;
+        };
+        if let Some(range) =
+            datapath::upstream(tx, len, &encap, self.open, self.mss, &mut self.counters)
+        {
+            if self.capture.is_some() {
+                let frame = tx[range.clone()].to_vec();
+                self.capture(&frame);
+            }
+            if self.socket.try_send(&tx[range]).is_err() {
+                self.counters.tx_dropped += 1;
+            }
+        }
+    }
+
+    fn on_timer(&mut self, now: Instant) {
+        match self.supervisor {
+            Supervisor::Holdoff { until } if now >= until => self.dial(now),
+            Supervisor::Stopping { deadline } if now >= deadline => {
+                tracing::info!(
+                    "the peer did not acknowledge our Terminate-Request in time; exiting"
+                );
+                self.exit = Some(Exit::ok());
+            }
+            _ => {}
+        }
+        self.session.handle_timeout(now);
+    }
+
+    fn dial(&mut self, now: Instant) {
+        self.supervisor = Supervisor::Dialing;
+        self.redials += 1;
+        self.session_reached_up = false;
+        tracing::info!(redials = self.redials, "re-dialing");
+        self.session.open(now);
+    }
+
+    fn on_carrier(&mut self, now: Instant, carrier: bool) {
+        match (carrier, self.supervisor) {
+            (false, Supervisor::Dialing) => {
+                tracing::info!(iface = %self.options.iface, "carrier lost");
+                self.session.carrier_lost(now);
+            }
+            (false, Supervisor::Holdoff { .. }) => self.supervisor = Supervisor::WaitingCarrier,
+            (true, Supervisor::WaitingCarrier) => {
+                tracing::info!(iface = %self.options.iface, "carrier is back");
+                let until = now + self.options.holdoff;
+                self.supervisor = Supervisor::Holdoff { until };
+            }
+            _ => {}
+        }
+    }
+
+    fn on_signal(&mut self, now: Instant) {
+        match self.supervisor {
+            Supervisor::Stopping { .. } => {
+                tracing::info!("second signal: exiting at once");
+                self.exit = Some(Exit::ok());
+            }
+            Supervisor::Dialing if self.session.phase() != Phase::Dead => {
+                tracing::info!("terminating the session");
+                // Terminate-Request is retried max-terminate times at the restart
+                // interval; give it that long, then leave anyway.
+                let fsm = portdial_ppp::fsm::FsmConfig::default();
+                let grace = fsm.restart_interval * (fsm.max_terminate + 1);
+                self.supervisor = Supervisor::Stopping {
+                    deadline: now + grace,
+                };
+                self.session.close(now, "User request");
+            }
+            _ => self.exit = Some(Exit::ok()),
+        }
+    }
+
+    fn on_request(&mut self, incoming: Incoming) {
+        let response = match incoming.request {
+            Request::Status => Response::Status {
+                ok: true,
+                status: self.status(),
+            },
+        };
+        let _ = incoming.reply.send(response);
+    }
+
+    fn status(&self) -> Status {
+        let phase = match self.supervisor {
+            Supervisor::Holdoff { .. } | Supervisor::WaitingCarrier => "holdoff",
+            _ => self.session.phase().as_str(),
+        };
+        let established = self.session.established();
+        Status {
+            phase: phase.to_string(),
+            interface: self.options.tun_name.clone(),
+            session_id: established.map(|e| e.session_id),
+            ac_mac: established.map(|e| e.ac_mac.to_string()),
+            ac_name: established.and_then(|e| e.ac_name.clone()),
+            local_ip: self.ipv4.as_ref().map(|i| i.local.to_string()),
+            peer_ip: self
+                .ipv4
+                .as_ref()
+                .and_then(|i| i.peer.map(|p| p.to_string())),
+            dns: self
+                .ipv4
+                .as_ref()
+                .map(|i| i.dns.iter().map(Ipv4Addr::to_string).collect())
+                .unwrap_or_default(),
+            mtu: self
+                .ipv4
+                .as_ref()
+                .map(|i| i.mtu)
+                .or(self.ipv6.as_ref().map(|i| i.mtu)),
+            uptime_s: self.up_since.map(|t| t.elapsed().as_secs()).unwrap_or(0),
+            redials: self.redials,
+            last_failure: self.last_failure.clone(),
+            tx_packets: self.counters.tx_packets,
+            rx_packets: self.counters.rx_packets,
+            tx_bytes: self.counters.tx_bytes,
+            rx_bytes: self.counters.rx_bytes,
+        }
+    }
+
+    /// Sends what the session queued and acts on its events.
+    async fn flush(&mut self, now: Instant) {
+        if let Some(capture) = &mut self.capture {
+            let _ = capture.flush();
+        }
+        loop {
+            while let Some(frame) = self.session.poll_transmit() {
+                self.send_frame(&frame);
+            }
+            let Some(event) = self.session.poll_event() else {
+                break;
+            };
+            self.on_session_event(now, event).await;
+        }
+    }
+
+    async fn on_session_event(&mut self, now: Instant, event: SessionEvent) {
+        match event {
+            SessionEvent::Phase(_) | SessionEvent::Authenticated { .. } => {}
+            SessionEvent::DiscoveryComplete(established) => {
+                let record = SessionState {
+                    iface: self.options.iface.clone(),
+                    ac_mac: established.ac_mac,
+                    session_id: established.session_id,
+                    our_mac: self.our_mac,
+                    since: SystemTime::now(),
+                };
+                if let Err(error) = state_file::save(&self.options.state_file, &record) {
+                    tracing::warn!(%error, "cannot record the session");
+                }
+            }
+            SessionEvent::Ipv4Up(info) => {
+                if let Err(message) = self.configure_ipv4(&info).await {
+                    tracing::error!(%message, "cannot configure the TUN interface");
+                    self.last_failure = Some(message.clone());
+                    self.session.close(now, "cannot configure the interface");
+                    return;
+                }
+                self.open.ipv4 = true;
+                self.ipv4 = Some(info.clone());
+                self.mark_up(now);
+                self.run_hook(self.options.ip_up.clone(), &info, false)
+                    .await;
+            }
+            SessionEvent::Ipv6Up(info) => {
+                if let Err(message) = self.configure_ipv6(&info).await {
+                    tracing::warn!(%message, "cannot configure IPv6 on the TUN interface");
+                    return;
+                }
+                self.open.ipv6 = true;
+                self.ipv6 = Some(info);
+                self.mark_up(now);
+            }
+            SessionEvent::Ipv4Down => {
+                self.open.ipv4 = false;
+                if let Some(info) = self.ipv4.clone() {
+                    self.run_hook(self.options.ip_down.clone(), &info, true)
+                        .await;
+                }
+                self.remove_resolv();
+            }
+            SessionEvent::Ipv6Down => self.open.ipv6 = false,
+            SessionEvent::Down(cause) => self.on_down(now, cause),
+        }
+    }
+
+    fn mark_up(&mut self, now: Instant) {
+        if self.up_since.is_none() {
+            self.up_since = Some(now);
+        }
+        self.session_reached_up = true;
+        self.consecutive_failures = 0;
+    }
+
+    async fn ensure_tun(&mut self) -> Result<u32, String> {
+        if self.tun.is_none() {
+            let tun = Tun::create(&self.options.tun_name).map_err(|error| match error {
+                TunError::NotPermitted => "creating a TUN needs CAP_NET_ADMIN".to_string(),
+                other => format!("TUN {}: {other}", self.options.tun_name),
+            })?;
+            self.tun = Some(tun);
+        }
+        let name = self.options.tun_name.clone();
+        match self.netlink.link_index(&name).await {
+            Ok(Some(index)) => Ok(index),
+            Ok(None) => Err(format!("TUN {name} vanished")),
+            Err(error) => Err(format!("netlink: {error}")),
+        }
+    }
+
+    async fn configure_ipv4(&mut self, info: &Ipv4Info) -> Result<(), String> {
+        let index = self.ensure_tun().await?;
+        let mtu = self.options.tun_mtu(info.mtu);
+        self.mss = self.options.mss_for(mtu);
+        let nl = &self.netlink;
+        nl.set_mtu(index, u32::from(mtu))
+            .await
+            .map_err(|e| format!("set MTU {mtu}: {e}"))?;
+        match info.peer {
+            Some(peer) => nl.add_ipv4_ptp(index, info.local, peer).await,
+            None => nl.add_ipv4(index, info.local, 32).await,
+        }
+        .map_err(|e| format!("add address {}: {e}", info.local))?;
+        nl.set_up(index)
+            .await
+            .map_err(|e| format!("bring up: {e}"))?;
+        if self.options.default_route {
+            if let Err(error) = nl.add_default_route_v4(index).await {
+                tracing::warn!(%error, "not replacing the existing default route");
+            }
+        }
+        if self.options.usepeerdns && self.peer_dns.is_none() {
+            match PeerDns::install(&self.options.resolv_conf, &info.dns) {
+                Ok(installed) => self.peer_dns = installed,
+                Err(error) => tracing::warn!(%error, "cannot write the DNS servers"),
+            }
+        }
+        tracing::info!(
+            interface = %self.options.tun_name,
+            local = %info.local,
+            peer = ?info.peer,
+            mtu,
+            "network up"
+        );
+        Ok(())
+    }
+
+    async fn configure_ipv6(&mut self, info: &Ipv6Info) -> Result<(), String> {
+        let index = self.ensure_tun().await?;
+        let local: Ipv6Addr = link_local(info.local_id);
+        let result = match info.peer_id {
+            Some(peer) => {
+                self.netlink
+                    .add_ipv6_ptp(index, local, link_local(peer))
+                    .await
+            }
+            None => self.netlink.add_ipv6(index, local, 64).await,
+        };
+        result.map_err(|e| format!("add {local}: {e}"))?;
+        self.netlink
+            .set_up(index)
+            .await
+            .map_err(|e| format!("bring up: {e}"))?;
+        tracing::info!(interface = %self.options.tun_name, %local, "IPv6 link-local up");
+        Ok(())
+    }
+
+    fn remove_resolv(&mut self) {
+        if let Some(peer_dns) = self.peer_dns.take() {
+            if let Err(error) = peer_dns.remove() {
+                tracing::warn!(%error, "cannot remove the DNS servers we wrote");
+            }
+        }
+    }
+
+    async fn run_hook(&self, script: Option<PathBuf>, info: &Ipv4Info, down: bool) {
+        let Some(script) = script else { return };
+        let established = self.session.established();
+        let mut env = HookEnv::new(&self.options.tun_name, &self.options.iface, info.local);
+        env.remote = info.peer;
+        env.dns = info.dns.clone();
+        env.usepeerdns = self.options.usepeerdns;
+        env.peer_name = established.and_then(|e| e.ac_name.clone());
+        env.ac_name = env.peer_name.clone();
+        env.ac_mac = established.map(|e| e.ac_mac);
+        env.session_id = established.map(|e| e.session_id);
+        if down {
+            env.stats = Some(LinkStats {
+                connect_time: self.up_since.map(|t| t.elapsed()).unwrap_or_default(),
+                bytes_sent: self.counters.tx_bytes,
+                bytes_received: self.counters.rx_bytes,
+            });
+        }
+        let result = tokio::task::spawn_blocking(move || hooks::run_hook(&script, &env)).await;
+        match result {
+            Ok(Ok(outcome)) if outcome.status.success() => {}
+            Ok(Ok(outcome)) => {
+                tracing::warn!(status = %outcome.status, output = %outcome.output, "hook script failed")
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "hook script could not run"),
+            Err(error) => tracing::warn!(%error, "hook task failed"),
+        }
+    }
+
+    fn on_down(&mut self, now: Instant, cause: DownCause) {
+        // The TUN goes with the session: dropping it removes the interface and
+        // its routes.
+        self.tun = None;
+        self.open = Open::default();
+        self.ipv4 = None;
+        self.ipv6 = None;
+        self.up_since = None;
+        self.remove_resolv();
+        let _ = state_file::clear(&self.options.state_file);
+        self.mss = None;
+        self.last_failure = Some(cause.to_string());
+        if let Supervisor::Stopping { .. } = self.supervisor {
+            self.exit = Some(Exit::ok());
+            return;
+        }
+        if !self.options.persist {
+            let code = exit_code_for(&cause);
+            self.exit = Some(if code == exit::OK {
+                Exit::ok()
+            } else {
+                Exit::fail(code, cause.to_string())
+            });
+            return;
+        }
+        if !self.session_reached_up {
+            self.consecutive_failures += 1;
+        }
+        if self.options.maxfail_reached(self.consecutive_failures) {
+            self.exit = Some(Exit::fail(
+                exit::MAXFAIL_REACHED,
+                format!(
+                    "{} consecutive failed attempts (maxfail); last: {cause}",
+                    self.consecutive_failures
+                ),
+            ));
+            return;
+        }
+        if cause == DownCause::CarrierLost {
+            self.supervisor = Supervisor::WaitingCarrier;
+            return;
+        }
+        let delay = self.options.holdoff_after(self.consecutive_failures);
+        tracing::info!(%cause, delay_s = delay.as_secs_f32(), "link down; re-dialing after the holdoff");
+        self.supervisor = Supervisor::Holdoff { until: now + delay };
+    }
+}
+
+/// Answers `portdial status`.
+pub async fn status(path: &std::path::Path) -> Result<Status, String> {
+    match control::request(path, &Request::Status).await {
+        Ok(Response::Status { status, .. }) => Ok(status),
+        Ok(Response::Error { error, .. }) => Err(error),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// The human-readable form of `portdial status`.
+pub fn render_status(status: &Status) -> String {
+    let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".into());
+    let mut out = String::new();
+    out.push_str(&format!("phase:        {}\n", status.phase));
+    out.push_str(&format!("interface:    {}\n", status.interface));
+    out.push_str(&format!(
+        "session:      {} from {} ({})\n",
+        status
+            .session_id
+            .map(|id| id.to_string())
+            .unwrap_or_else(|| "-".into()),
+        or_dash(&status.ac_mac),
+        or_dash(&status.ac_name)
+    ));
+    out.push_str(&format!(
+        "address:      {} peer {}\n",
+        or_dash(&status.local_ip),
+        or_dash(&status.peer_ip)
+    ));
+    out.push_str(&format!(
+        "dns:          {}\n",
+        if status.dns.is_empty() {
+            "-".into()
+        } else {
+            status.dns.join(" ")
+        }
+    ));
+    out.push_str(&format!(
+        "mtu:          {}\n",
+        status
+            .mtu
+            .map(|m| m.to_string())
+            .unwrap_or_else(|| "-".into())
+    ));
+    out.push_str(&format!(
+        "uptime:       {} s, {} re-dials\n",
+        status.uptime_s, status.redials
+    ));
+    out.push_str(&format!(
+        "last failure: {}\n",
+        or_dash(&status.last_failure)
+    ));
+    out.push_str(&format!(
+        "traffic:      tx {} packets / {} bytes, rx {} packets / {} bytes\n",
+        status.tx_packets, status.tx_bytes, status.rx_packets, status.rx_bytes
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_cause() {
+        use portdial_ppp::auth::AuthMethod;
+        use portdial_ppp::discovery::DiscoveryError;
+        let no_ac = DownCause::Discovery(DiscoveryError::NoOffer {
+            attempts: 3,
+            offers: 0,
+        });
+        assert_eq!(exit_code_for(&no_ac), exit::NO_ACCESS_CONCENTRATOR);
+        let auth = DownCause::AuthFailed {
+            method: AuthMethod::Pap,
+            message: "no".into(),
+        };
+        assert_eq!(exit_code_for(&auth), exit::AUTH_FAILED);
+        assert_eq!(
+            exit_code_for(&DownCause::Loopback),
+            exit::NEGOTIATION_FAILED
+        );
+        assert_eq!(
+            exit_code_for(&DownCause::LocalClose { reason: "x".into() }),
+            exit::OK
+        );
+    }
+}

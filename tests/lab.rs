@@ -1,0 +1,412 @@
+//! Interop against the real rp-pppoe `pppoe-server` and `pppd` (in a
+//! user-mode-linux guest; see lab/README.md), with a real `portdial dial` in
+//! the lab's client namespace. Each test builds its own lab and tears it down,
+//! also when it fails.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::lab::*;
+use nix::sys::signal::Signal;
+
+const USER: &str = "portdial";
+const PASSWORD: &str = "portdial-secret";
+
+fn password_file(lab: &Lab, secret: &str) -> String {
+    let path = lab.dir.join(format!("password-{}", secret.len()));
+    std::fs::write(&path, format!("{secret}\n")).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn ping(lab: &Lab, address: &str) -> bool {
+    // pppd may drop the first packets right after IPCP opens: retry a little.
+    eventually(Duration::from_secs(5), || {
+        lab.in_client(&["ping", "-c", "1", "-W", "1", address])
+            .status
+            .success()
+    })
+}
+
+fn http_get(lab: &Lab, url: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    let ok = eventually(Duration::from_secs(10), || {
+        let output = lab.in_client(&["curl", "-sS", "--max-time", "5", url]);
+        body = output.stdout;
+        output.status.success()
+    });
+    assert!(ok, "GET {url} failed");
+    body
+}
+
+#[test]
+fn pap_session_carries_traffic_and_dns_and_ends_with_padt() {
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
+    let lab = Lab::up("pap", &["--auth", "pap"]);
+    let password = password_file(&lab, PASSWORD);
+    let mut dialer = lab.dial(&["--user", USER, "--password-file", &password, "--usepeerdns"]);
+    let (status, took) = dialer.wait_up(Duration::from_secs(20));
+    eprintln!("pap: network up after {took:?}: {status}");
+    assert_eq!(status["ac_name"], "portdial-lab");
+    assert_eq!(status["ac_mac"], lab.get("server_mac"));
+    assert_eq!(status["peer_ip"], "192.0.2.1");
+    assert!(status["local_ip"].as_str().unwrap().starts_with("192.0.2."));
+    assert_eq!(
+        status["dns"],
+        serde_json::json!(["192.0.2.53", "192.0.2.54"])
+    );
+    assert_eq!(status["mtu"], 1492);
+    assert_eq!(status["interface"], "pd0");
+    let resolv = file_text(&dialer.path("resolv.conf"));
+    assert!(
+        resolv.contains("nameserver 192.0.2.53") && resolv.contains("nameserver 192.0.2.54"),
+        "{resolv}"
+    );
+
+    assert!(ping(&lab, "192.0.2.1"), "no ping reply through the TUN");
+    let index = http_get(&lab, lab.get("http_url"));
+    let expected =
+        std::fs::read(std::path::Path::new(lab.get("www_dir")).join("index.html")).unwrap();
+    assert_eq!(index, expected, "HTTP body differs from the guest's file");
+    let status = dialer.status().unwrap();
+    assert!(
+        status["tx_packets"].as_u64().unwrap() >= 2 && status["rx_packets"].as_u64().unwrap() >= 2
+    );
+
+    dialer.signal(Signal::SIGTERM);
+    assert_eq!(dialer.wait_exit(Duration::from_secs(15)), Some(0));
+    assert!(
+        eventually(Duration::from_secs(5), || lab
+            .logs("all")
+            .contains("closed for client")),
+        "the server saw no PADT from us:\n{}",
+        lab.logs("all")
+    );
+    assert!(
+        !lab.in_client(&["ip", "link", "show", "pd0"])
+            .status
+            .success(),
+        "the TUN outlived the session"
+    );
+    assert!(
+        !dialer.path("resolv.conf").exists(),
+        "the DNS file we wrote is removed on down"
+    );
+}
+
+#[test]
+fn chap_md5_session() {
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
+    let lab = Lab::up("chap", &["--auth", "chap"]);
+    let password = password_file(&lab, PASSWORD);
+    let mut dialer = lab.dial(&["--user", USER, "--password-file", &password]);
+    let (_, took) = dialer.wait_up(Duration::from_secs(20));
+    eprintln!("chap: network up after {took:?}");
+    assert!(ping(&lab, "192.0.2.1"));
+    assert!(
+        lab.logs("pppd").contains("CHAP"),
+        "pppd did not run CHAP:\n{}",
+        lab.logs("pppd")
+    );
+}
+
+#[test]
+fn server_asking_chap_gets_pap_when_the_client_allows_only_pap() {
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
+    let lab = Lab::up("naktopap", &["--auth", "both"]);
+    let password = password_file(&lab, PASSWORD);
+    let mut dialer = lab.dial(&[
+        "--user",
+        USER,
+        "--password-file",
+        &password,
+        "--auth",
+        "pap",
+    ]);
+    dialer.wait_up(Duration::from_secs(20));
+    let pppd = lab.logs("pppd");
+    assert!(
+        pppd.contains("PAP"),
+        "pppd did not fall back to PAP:\n{pppd}"
+    );
+}
+
+#[test]
+fn wrong_password_fails_once_with_its_exit_code() {
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
+    let lab = Lab::up("badpw", &["--auth", "pap"]);
+    let password = password_file(&lab, "not-the-password");
+    let mut dialer = lab.dial(&["--user", USER, "--password-file", &password]);
+    let code = dialer.wait_exit(Duration::from_secs(30));
+    assert_eq!(
+        code,
+        Some(5),
+        "exit code AUTH_FAILED; log:\n{}",
+        dialer.log()
+    );
+    let log = dialer.log();
+    assert!(log.contains("authentication failed"), "{log}");
+    assert!(
+        !log.contains(PASSWORD) && !log.contains("not-the-password"),
+        "a password reached the log"
+    );
+    // One attempt: no retry storm against the server.
+    let attempts = lab.logs("pppd").matches("rcvd [PAP AuthReq").count();
+    assert_eq!(attempts, 1, "{}", lab.logs("pppd"));
+}
+
+#[test]
+fn mss_clamping_is_visible_at_the_server() {
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
+    let lab = Lab::up("mss", &["--auth", "pap"]);
+    let password = password_file(&lab, PASSWORD);
+    let mut dialer = lab.dial(&[
+        "--user",
+        USER,
+        "--password-file",
+        &password,
+        "--mss-clamp",
+        "1300",
+    ]);
+    dialer.wait_up(Duration::from_secs(20));
+    let pcap = lab.dir.join("server-side.pcap");
+    let mut tcpdump = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &lab.server_ns(),
+            "tcpdump",
+            "-i",
+            "veth0",
+            "-U",
+            "-w",
+        ])
+        .arg(&pcap)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_millis(700));
+    http_get(&lab, lab.get("http_url"));
+    std::thread::sleep(Duration::from_millis(500));
+    let _ = tcpdump.kill();
+    let _ = tcpdump.wait();
+    let syn_mss = syn_mss_values(&pcap);
+    assert!(!syn_mss.is_empty(), "no TCP SYN in the server-side capture");
+    assert!(
+        syn_mss.iter().all(|&mss| mss <= 1300),
+        "SYN MSS values on the wire: {syn_mss:?}"
+    );
+}
+
+/// The MSS option of every TCP SYN in a pcap of PPPoE session frames.
+fn syn_mss_values(path: &std::path::Path) -> Vec<u16> {
+    use portdial_protocol::encap::decapsulate;
+    use portdial_protocol::ip::{ipv4, tcp};
+    let file = std::fs::File::open(path).unwrap();
+    let mut reader = pcap_file::pcap::PcapReader::new(file).unwrap();
+    let mut values = Vec::new();
+    while let Some(Ok(packet)) = reader.next_packet() {
+        let frame = &packet.data;
+        let Ok(decap) = decapsulate(frame) else {
+            continue;
+        };
+        if decap.protocol != 0x0021 {
+            continue;
+        }
+        let Ok(ip) = ipv4::Packet::new_checked(&frame[decap.payload.clone()]) else {
+            continue;
+        };
+        if ip.protocol() != 6 {
+            continue;
+        }
+        let Ok(segment) = tcp::Packet::new_checked(ip.payload()) else {
+            continue;
+        };
+        // The client's SYNs: the server's SYN-ACKs are clamped on their way in,
+        // after this capture point.
+        if segment.flags().contains(tcp::TcpFlags::SYN)
+            && !segment.flags().contains(tcp::TcpFlags::ACK)
+        {
+            if let Some(mss) = segment.mss() {
+                values.push(mss);
+            }
+        }
+    }
+    values
+}
+
+#[test]
+fn server_restart_is_redialed() {
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
+    let lab = Lab::up("restart", &["--auth", "pap"]);
+    let password = password_file(&lab, PASSWORD);
+    let mut dialer = lab.dial(&[
+        "--user",
+        USER,
+        "--password-file",
+        &password,
+        "--persist",
+        "--holdoff",
+        "1",
+        "--lcp-echo-interval",
+        "2",
+    ]);
+    dialer.wait_up(Duration::from_secs(20));
+    let mut times = Vec::new();
+    for round in 1..=3u64 {
+        let restarted = Instant::now();
+        lab.must("server-restart", &[]);
+        let (status, _) = dialer.wait_for("re-dial", Duration::from_secs(40), |s| {
+            s["redials"] == round && s["phase"] == "up"
+        });
+        times.push(restarted.elapsed());
+        assert!(status["last_failure"].is_string(), "{status}");
+        assert!(ping(&lab, "192.0.2.1"), "no traffic after re-dial {round}");
+    }
+    eprintln!("re-dial after server restart: {times:?}");
+}
+
+#[test]
+fn silent_server_is_detected_by_echo_and_redialed_when_back() {
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
+    let lab = Lab::up("silent", &["--auth", "pap"]);
+    let password = password_file(&lab, PASSWORD);
+    let mut dialer = lab.dial(&[
+        "--user",
+        USER,
+        "--password-file",
+        &password,
+        "--persist",
+        "--holdoff",
+        "1",
+        "--lcp-echo-interval",
+        "1",
+        "--lcp-echo-failure",
+        "3",
+    ]);
+    dialer.wait_up(Duration::from_secs(20));
+    lab.must("freeze", &[]);
+    let frozen = Instant::now();
+    let (status, _) = dialer.wait_for("echo failure", Duration::from_secs(20), |s| {
+        s["phase"] != "up"
+    });
+    eprintln!(
+        "echo failure detected {:?} after the freeze: {status}",
+        frozen.elapsed()
+    );
+    lab.must("thaw", &[]);
+    let (status, _) = dialer.wait_for("re-dial", Duration::from_secs(60), |s| s["phase"] == "up");
+    assert!(
+        status["last_failure"].as_str().unwrap().contains("echo"),
+        "{status}"
+    );
+    assert!(status["redials"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn carrier_loss_waits_for_carrier_and_redials() {
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
+    let lab = Lab::up("carrier", &["--auth", "pap"]);
+    let password = password_file(&lab, PASSWORD);
+    let mut dialer = lab.dial(&[
+        "--user",
+        USER,
+        "--password-file",
+        &password,
+        "--persist",
+        "--holdoff",
+        "1",
+    ]);
+    dialer.wait_up(Duration::from_secs(20));
+    // The client's own link goes down (the guest's raw socket on the server end
+    // of the veth would not survive a flap there, unlike a real AC).
+    assert!(lab
+        .in_client(&["ip", "link", "set", "eth0", "down"])
+        .status
+        .success());
+    let (status, _) = dialer.wait_for("carrier loss", Duration::from_secs(10), |s| {
+        s["phase"] == "holdoff"
+    });
+    assert!(
+        status["last_failure"].as_str().unwrap().contains("carrier"),
+        "{status}"
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let (status, _) = dialer.wait_for("no dialing without carrier", Duration::from_secs(1), |s| {
+        s["phase"] == "holdoff"
+    });
+    assert_eq!(
+        status["redials"], 0,
+        "it must wait for the carrier: {status}"
+    );
+    assert!(lab
+        .in_client(&["ip", "link", "set", "eth0", "up"])
+        .status
+        .success());
+    let (status, _) = dialer.wait_for("re-dial", Duration::from_secs(40), |s| s["phase"] == "up");
+    assert!(status["redials"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn stale_session_is_ended_with_padt_at_start() {
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
+    let lab = Lab::up("stale", &["--auth", "pap"]);
+    let password = password_file(&lab, PASSWORD);
+    let state = lab.dir.join("shared-state.json");
+    let state_arg = state.to_string_lossy().into_owned();
+    let mut first = lab.dial(&[
+        "--user",
+        USER,
+        "--password-file",
+        &password,
+        "--state-file",
+        &state_arg,
+    ]);
+    let (status, _) = first.wait_up(Duration::from_secs(20));
+    let stale_id = status["session_id"].as_u64().unwrap();
+    // A crash: no PADT, no Terminate; the state file stays behind.
+    first.signal(Signal::SIGKILL);
+    first.wait_exit(Duration::from_secs(5));
+    assert!(state.exists(), "the state file records the session");
+    let mut second = lab.dial(&[
+        "--user",
+        USER,
+        "--password-file",
+        &password,
+        "--state-file",
+        &state_arg,
+    ]);
+    let (status, _) = second.wait_up(Duration::from_secs(20));
+    assert_ne!(status["session_id"].as_u64().unwrap(), stale_id);
+    assert!(second.log().contains("stale session"), "{}", second.log());
+    // pppoe-server logs the PADT's Generic-Error text, then the closed session.
+    let closed = format!("Session {stale_id} closed for client");
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let logs = lab.logs("all");
+            logs.contains("PADT: Generic-Error: portdial: stale session") && logs.contains(&closed)
+        }),
+        "the server never saw a PADT for session {stale_id}:\n{}",
+        lab.logs("all")
+    );
+}

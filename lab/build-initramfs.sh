@@ -36,7 +36,9 @@ UML_BIN=$(dpkg -L user-mode-linux | grep -E '/bin/linux\.uml$' | head -n1)
 [ -x "$UML_BIN" ] || { echo "build-initramfs: linux.uml not found in user-mode-linux" >&2; exit 1; }
 KVER=$(ls /usr/lib/uml/modules | sort -V | tail -n1)
 MODDIR=/usr/lib/uml/modules/$KVER
-MODS="crc-ccitt slhc ppp_generic ppp_async pppox pppoe"
+# ipv6: pppd configures the IPv6CP link-local address on ppp0 (without it,
+# its IPv6CP fails and stalls the session for 2 s).
+MODS="crc-ccitt slhc ppp_generic ppp_async pppox pppoe ipv6"
 declare -A MODPATH
 for m in $MODS; do
     f=$(find "$MODDIR/kernel" -name "$m.ko*" | head -n1)

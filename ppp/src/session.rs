@@ -281,10 +281,14 @@ impl Session {
         rng.fill_bytes(&mut host_uniq);
         let discovery = Discovery::new(config.our_mac, config.discovery.clone(), host_uniq);
         let lcp = Automaton::new(LcpPolicy::new(config.lcp, child_rng(&mut rng)), config.fsm);
-        let ipcp = Automaton::new(IpcpPolicy::new(config.ipcp), config.fsm);
+        // The early retransmission is for a peer that starts LCP late (pppd
+        // behind pppoe-server drops our first LCP request); NCPs start
+        // together, and retransmitting there only races the peer's answer.
+        let ncp_fsm = FsmConfig { retransmit_on_peer_request: false, ..config.fsm };
+        let ipcp = Automaton::new(IpcpPolicy::new(config.ipcp), ncp_fsm);
         let ipv6cp = config
             .ipv6
-            .then(|| Automaton::new(Ipv6cpPolicy::new(child_rng(&mut rng)), config.fsm));
+            .then(|| Automaton::new(Ipv6cpPolicy::new(child_rng(&mut rng)), ncp_fsm));
         let lcp_identifier = rng.next_u32() as u8;
         Session {
             config,

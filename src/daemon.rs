@@ -581,6 +581,11 @@ impl Daemon {
                 TunError::NotPermitted => "creating a TUN needs CAP_NET_ADMIN".to_string(),
                 other => format!("TUN {}: {other}", self.options.tun_name),
             })?;
+            // IPv6CP negotiates the link-local address; without this the kernel
+            // adds one of its own beside it.
+            if let Err(error) = self.netlink.set_ipv6_no_auto_link_local(&self.options.tun_name) {
+                tracing::debug!(%error, "cannot turn off the kernel's link-local address");
+            }
             self.tun = Some(tun);
         }
         let name = self.options.tun_name.clone();

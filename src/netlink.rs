@@ -449,20 +449,13 @@ impl Netlink {
     /// namespace of the *calling thread*, so this is synchronous on purpose:
     /// run from tokio's blocking pool it would reach the process namespace.
     pub fn set_ipv6_disabled(&self, name: &str, disabled: bool) -> io::Result<()> {
-        let valid_name = !name.is_empty()
-            && name.len() < libc::IFNAMSIZ
-            && name != "."
-            && name != ".."
-            && !name.contains('/');
-        if !valid_name {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("{name:?} is not an interface name"),
-            ));
-        }
-        let path = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
-        std::fs::write(&path, if disabled { "1\n" } else { "0\n" })
-            .map_err(|error| io::Error::new(error.kind(), format!("{path}: {error}")))
+        write_ipv6_conf(name, "disable_ipv6", if disabled { "1\n" } else { "0\n" })
+    }
+
+    /// Stops the kernel from giving `name` a link-local address of its own
+    /// (addr_gen_mode 1), for links whose address IPv6CP negotiates.
+    pub fn set_ipv6_no_auto_link_local(&self, name: &str) -> io::Result<()> {
+        write_ipv6_conf(name, "addr_gen_mode", "1\n")
     }
 
     /// Waits until link `name` exists, is up and has carrier. Returns
@@ -631,6 +624,18 @@ fn to_io(error: rtnetlink::Error) -> io::Error {
         rtnetlink::Error::NetlinkError(message) => message.to_io(),
         other => io::Error::other(other),
     }
+}
+
+
+/// Writes /proc/sys/net/ipv6/conf/<name>/<key> (per network namespace).
+fn write_ipv6_conf(name: &str, key: &str, value: &str) -> io::Result<()> {
+    let valid_name =
+        !name.is_empty() && name.len() < libc::IFNAMSIZ && name != "." && name != ".." && !name.contains('/');
+    if !valid_name {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{name:?} is not an interface name")));
+    }
+    let path = format!("/proc/sys/net/ipv6/conf/{name}/{key}");
+    std::fs::write(&path, value).map_err(|error| io::Error::new(error.kind(), format!("{path}: {error}")))
 }
 
 #[cfg(test)]

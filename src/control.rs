@@ -52,7 +52,7 @@ pub enum Request {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum Response {
-    Status { ok: bool, status: Status },
+    Status { ok: bool, status: Box<Status> },
     Error { ok: bool, error: String },
 }
 
@@ -294,7 +294,10 @@ mod tests {
                         redials: 2,
                         ..Status::default()
                     };
-                    let _ = incoming.reply.send(Response::Status { ok: true, status });
+                    let _ = incoming.reply.send(Response::Status {
+                        ok: true,
+                        status: Box::new(status),
+                    });
                 }
             });
             match request(&path, &Request::Status).await.unwrap() {

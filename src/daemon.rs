@@ -458,7 +458,7 @@ impl Daemon {
         let response = match incoming.request {
             Request::Status => Response::Status {
                 ok: true,
-                status: self.status(),
+                status: Box::new(self.status()),
             },
         };
         let _ = incoming.reply.send(response);
@@ -583,7 +583,10 @@ impl Daemon {
             })?;
             // IPv6CP negotiates the link-local address; without this the kernel
             // adds one of its own beside it.
-            if let Err(error) = self.netlink.set_ipv6_no_auto_link_local(&self.options.tun_name) {
+            if let Err(error) = self
+                .netlink
+                .set_ipv6_no_auto_link_local(&self.options.tun_name)
+            {
                 tracing::debug!(%error, "cannot turn off the kernel's link-local address");
             }
             self.tun = Some(tun);
@@ -741,7 +744,7 @@ impl Daemon {
 /// Answers `portdial status`.
 pub async fn status(path: &std::path::Path) -> Result<Status, String> {
     match control::request(path, &Request::Status).await {
-        Ok(Response::Status { status, .. }) => Ok(status),
+        Ok(Response::Status { status, .. }) => Ok(*status),
         Ok(Response::Error { error, .. }) => Err(error),
         Err(error) => Err(error.to_string()),
     }

@@ -29,7 +29,7 @@ struct Cli {
 enum Command {
     /// Dial a PPPoE session and run it: TUN interface, addresses, routes,
     /// DNS, re-dial on loss (what pppd + rp-pppoe do).
-    Dial(DialArgs),
+    Dial(Box<DialArgs>),
     /// Show the state of a running `portdial dial`.
     Status(StatusArgs),
     /// Send PADI and list every access concentrator that answers.

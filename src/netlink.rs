@@ -626,16 +626,22 @@ fn to_io(error: rtnetlink::Error) -> io::Error {
     }
 }
 
-
 /// Writes /proc/sys/net/ipv6/conf/<name>/<key> (per network namespace).
 fn write_ipv6_conf(name: &str, key: &str, value: &str) -> io::Result<()> {
-    let valid_name =
-        !name.is_empty() && name.len() < libc::IFNAMSIZ && name != "." && name != ".." && !name.contains('/');
+    let valid_name = !name.is_empty()
+        && name.len() < libc::IFNAMSIZ
+        && name != "."
+        && name != ".."
+        && !name.contains('/');
     if !valid_name {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{name:?} is not an interface name")));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{name:?} is not an interface name"),
+        ));
     }
     let path = format!("/proc/sys/net/ipv6/conf/{name}/{key}");
-    std::fs::write(&path, value).map_err(|error| io::Error::new(error.kind(), format!("{path}: {error}")))
+    std::fs::write(&path, value)
+        .map_err(|error| io::Error::new(error.kind(), format!("{path}: {error}")))
 }
 
 #[cfg(test)]

@@ -413,15 +413,26 @@ fn stale_session_is_ended_with_padt_at_start() {
 
 /// The arguments the recorded sessions were dialed with; the offline replay
 /// (tests/lab_captures.rs) rebuilds the same session from them.
-pub const RECORDING_ARGS: &[&str] =
-    &["--user", USER, "--password", PASSWORD, "--usepeerdns", "--seed", "5eed", "--lcp-echo-interval", "20"];
+pub const RECORDING_ARGS: &[&str] = &[
+    "--user",
+    USER,
+    "--password",
+    PASSWORD,
+    "--usepeerdns",
+    "--seed",
+    "5eed",
+    "--lcp-echo-interval",
+    "20",
+];
 
 /// Records a PAP and a CHAP session with `--capture` (written to
 /// captures/lab/ when PORTDIAL_RECORD=1, otherwise to the lab's directory),
 /// and checks each capture decodes with `portdial replay` as the session it was.
 #[test]
 fn record_pap_and_chap_sessions() {
-    let Some(_serial) = prerequisites() else { return };
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
     for auth in ["pap", "chap"] {
         let lab = Lab::up(&format!("rec{auth}"), &["--auth", auth]);
         let out = if std::env::var_os("PORTDIAL_RECORD").is_some_and(|v| v == "1") {
@@ -438,19 +449,33 @@ fn record_pap_and_chap_sessions() {
         std::thread::sleep(Duration::from_millis(500));
         dialer.signal(Signal::SIGTERM);
         assert_eq!(dialer.wait_exit(Duration::from_secs(15)), Some(0));
-        let replay = Command::new(portdial()).args(["replay", "--json", &out_arg]).output().unwrap();
+        let replay = Command::new(portdial())
+            .args(["replay", "--json", &out_arg])
+            .output()
+            .unwrap();
         assert!(replay.status.success());
         let report: serde_json::Value = serde_json::from_slice(&replay.stdout).unwrap();
         assert_eq!(report["malformed"], 0, "{report}");
         let session = &report["sessions"][0];
         assert_eq!(session["ac_name"], "portdial-lab");
-        assert_eq!(session["auth"], if auth == "pap" { "pap" } else { "chap-md5" });
+        assert_eq!(
+            session["auth"],
+            if auth == "pap" { "pap" } else { "chap-md5" }
+        );
         assert_eq!(session["auth_result"], "success");
         assert_eq!(session["peer_ip"], "192.0.2.1");
-        assert_eq!(session["dns"], serde_json::json!(["192.0.2.53", "192.0.2.54"]));
+        assert_eq!(
+            session["dns"],
+            serde_json::json!(["192.0.2.53", "192.0.2.54"])
+        );
         assert!(session["terminated_by"].is_string(), "{session}");
         // The PAP password is masked in captures unless asked for.
         let bytes = std::fs::read(&out).unwrap();
-        assert!(!bytes.windows(PASSWORD.len()).any(|w| w == PASSWORD.as_bytes()), "the password is in the capture");
+        assert!(
+            !bytes
+                .windows(PASSWORD.len())
+                .any(|w| w == PASSWORD.as_bytes()),
+            "the password is in the capture"
+        );
     }
 }

@@ -46,14 +46,20 @@ fn read_capture(path: &Path) -> Vec<Frame> {
     while let Some(packet) = reader.next_packet() {
         let packet = packet.unwrap();
         let start = *first.get_or_insert(packet.timestamp);
-        frames.push(Frame { at: packet.timestamp - start, bytes: packet.data.into_owned() });
+        frames.push(Frame {
+            at: packet.timestamp - start,
+            bytes: packet.data.into_owned(),
+        });
     }
     frames
 }
 
 fn is_lcp_terminate_request(frame: &[u8]) -> bool {
     // Ethernet(14) + PPPoE(6) + protocol c021 + code 5.
-    frame.len() > 22 && frame[12..14] == [0x88, 0x64] && frame[20..22] == [0xc0, 0x21] && frame[22] == 5
+    frame.len() > 22
+        && frame[12..14] == [0x88, 0x64]
+        && frame[20..22] == [0xc0, 0x21]
+        && frame[22] == 5
 }
 
 /// Replays one recording; returns the session's events.
@@ -68,7 +74,7 @@ fn replay(path: &Path) -> Vec<SessionEvent> {
     session.open(start);
     let mut sent = Vec::new();
     let mut events = Vec::new();
-    let mut drain = |session: &mut Session, sent: &mut Vec<Vec<u8>>, events: &mut Vec<SessionEvent>| {
+    let drain = |session: &mut Session, sent: &mut Vec<Vec<u8>>, events: &mut Vec<SessionEvent>| {
         while let Some(frame) = session.poll_transmit() {
             sent.push(frame);
         }
@@ -96,19 +102,32 @@ fn replay(path: &Path) -> Vec<SessionEvent> {
                 drain(&mut session, &mut sent, &mut events);
             }
             let ours = sent.get(compared).unwrap_or_else(|| {
-                panic!("frame {}: the daemon sent a frame the machine did not: {:02x?}", index + 1, frame.bytes)
+                panic!(
+                    "frame {}: the daemon sent a frame the machine did not: {:02x?}",
+                    index + 1,
+                    frame.bytes
+                )
             });
             // Captures mask PAP passwords (unless --capture-secrets): mask ours alike.
             let mut ours = ours.clone();
             portdial::capture::redact_pap_password(&mut ours);
-            assert_eq!(ours, frame.bytes, "frame {} differs from what the machine sent", index + 1);
+            assert_eq!(
+                ours,
+                frame.bytes,
+                "frame {} differs from what the machine sent",
+                index + 1
+            );
             compared += 1;
         } else {
             session.handle_frame(now, &frame.bytes);
             drain(&mut session, &mut sent, &mut events);
         }
     }
-    assert_eq!(compared, sent.len(), "the machine sent frames the daemon did not");
+    assert_eq!(
+        compared,
+        sent.len(),
+        "the machine sent frames the daemon did not"
+    );
     assert_eq!(session.phase(), Phase::Dead);
     events
 }
@@ -123,7 +142,9 @@ fn check(auth: &str) {
     let ipv4 = ipv4.expect("IPv4 came up");
     assert_eq!(ipv4.peer.unwrap().to_string(), "192.0.2.1");
     assert_eq!(ipv4.dns.len(), 2);
-    assert!(events.iter().any(|e| matches!(e, SessionEvent::Authenticated { .. })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Authenticated { .. })));
     assert!(events.iter().any(|e| matches!(e, SessionEvent::Down(_))));
 }
 

@@ -86,7 +86,12 @@ macro_rules! check_option_type {
             let mut out = Vec::new();
             option.push_to(&mut out);
             assert_eq!(out.len(), option.buffer_len(), stringify!($ty));
-            assert_eq!(out, raw_bytes(raw), "{} does not round-trip", stringify!($ty));
+            assert_eq!(
+                out,
+                raw_bytes(raw),
+                "{} does not round-trip",
+                stringify!($ty)
+            );
         }
         // The typed iterator sees the same options, in order, and stops on
         // the same framing error.
@@ -100,7 +105,10 @@ fn check_options(data: &[u8]) {
     let errors = items.iter().filter(|item| item.is_err()).count();
     assert!(errors <= 1);
     if errors == 1 {
-        assert!(items.last().is_some_and(|item| item.is_err()), "error not last");
+        assert!(
+            items.last().is_some_and(|item| item.is_err()),
+            "error not last"
+        );
     }
     assert_eq!(OptionIter::validate(data).is_ok(), errors == 0);
     let raws: Vec<RawOption> = items.into_iter().filter_map(|item| item.ok()).collect();

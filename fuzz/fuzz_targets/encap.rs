@@ -70,7 +70,10 @@ fn arbitrary_encapsulate(data: &[u8]) {
     let mut vlans = VlanStack::new();
     for vid in 0..(flags & 3).min(2) {
         vlans
-            .push(VlanTag::new(ethernet::ethertype::VLAN, u16::from(vid) + 100))
+            .push(VlanTag::new(
+                ethernet::ethertype::VLAN,
+                u16::from(vid) + 100,
+            ))
             .unwrap();
     }
     let session = SessionEncap {
@@ -89,7 +92,10 @@ fn arbitrary_encapsulate(data: &[u8]) {
     match session.encapsulate(&mut buf, payload_start, payload_len, protocol) {
         Ok(range) => {
             assert!(payload_start >= session.header_len());
-            assert_eq!(range, payload_start - session.header_len()..payload_start + payload_len);
+            assert_eq!(
+                range,
+                payload_start - session.header_len()..payload_start + payload_len
+            );
             assert!(range.end <= buf.len());
             // Only the header bytes changed.
             assert_eq!(&buf[..range.start], &before[..range.start]);
@@ -104,8 +110,8 @@ fn arbitrary_encapsulate(data: &[u8]) {
         }
         Err(error) => {
             assert_eq!(buf, before, "a failed encapsulate wrote to the buffer");
-            let fits = payload_start >= session.header_len()
-                && payload_start + payload_len <= buf.len();
+            let fits =
+                payload_start >= session.header_len() && payload_start + payload_len <= buf.len();
             if fits {
                 assert_eq!(error, Error::Malformed);
                 assert!(payload_len + 2 > usize::from(u16::MAX));

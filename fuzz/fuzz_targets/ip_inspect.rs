@@ -28,7 +28,10 @@ fn check_flow(data: &[u8], flow: &ip::FlowInfo) {
     }
     if flow.quoted {
         assert_eq!(flow.payload_len, 0);
-        assert!(matches!(flow.protocol, ip::protocol::TCP | ip::protocol::UDP));
+        assert!(matches!(
+            flow.protocol,
+            ip::protocol::TCP | ip::protocol::UDP
+        ));
     }
     if flow.protocol != ip::protocol::TCP || flow.quoted {
         assert_eq!(flow.tcp_flags, TcpFlags::EMPTY);
@@ -82,16 +85,23 @@ fn check_clamp(data: &[u8], max_mss: u16) {
     assert_eq!(after.mss(), Some(max_mss));
     // RFC 1624's incremental update: a checksum that was right stays right.
     if before.verify_checksum(&src, &dst) {
-        assert!(after.verify_checksum(&src, &dst), "clamping broke the TCP checksum");
+        assert!(
+            after.verify_checksum(&src, &dst),
+            "clamping broke the TCP checksum"
+        );
     }
     // Only the MSS value and the checksum changed.
     let header_len = usize::from(before.header_len());
     for (at, (old, new)) in data.iter().zip(&copy).enumerate() {
         if old != new {
             let in_segment = at.checked_sub(range.start);
-            let allowed = in_segment
-                .is_some_and(|offset| (16..18).contains(&offset) || (20..header_len).contains(&offset));
-            assert!(allowed, "clamping changed byte {at} outside MSS and checksum");
+            let allowed = in_segment.is_some_and(|offset| {
+                (16..18).contains(&offset) || (20..header_len).contains(&offset)
+            });
+            assert!(
+                allowed,
+                "clamping changed byte {at} outside MSS and checksum"
+            );
         }
     }
     // Idempotent, and the flow does not change.
@@ -103,9 +113,20 @@ fn check_clamp(data: &[u8], max_mss: u16) {
 
 fn check_views(data: &[u8]) {
     if let Ok(ip) = ipv4::Packet::new_checked(data) {
-        let _ = (ip.version(), ip.header_len(), ip.dscp(), ip.ecn(), ip.ident());
+        let _ = (
+            ip.version(),
+            ip.header_len(),
+            ip.dscp(),
+            ip.ecn(),
+            ip.ident(),
+        );
         let _ = (ip.dont_fragment(), ip.more_fragments(), ip.frag_offset());
-        let _ = (ip.is_fragment(), ip.ttl(), ip.checksum(), ip.verify_checksum());
+        let _ = (
+            ip.is_fragment(),
+            ip.ttl(),
+            ip.checksum(),
+            ip.verify_checksum(),
+        );
         assert_eq!(ip.as_bytes().len(), usize::from(ip.total_len()));
         assert_eq!(
             ip.options().len() + ip::ipv4::HEADER_LEN + ip.payload().len(),
@@ -126,7 +147,12 @@ fn check_views(data: &[u8]) {
         }
     }
     if let Ok(ip) = ipv6::Packet::new_checked(data) {
-        let _ = (ip.version(), ip.traffic_class(), ip.flow_label(), ip.hop_limit());
+        let _ = (
+            ip.version(),
+            ip.traffic_class(),
+            ip.flow_label(),
+            ip.hop_limit(),
+        );
         assert_eq!(ip.as_bytes().len(), ip.total_len());
         assert_eq!(ip.payload().len(), usize::from(ip.payload_len()));
         let (src, dst) = (IpAddr::from(ip.src_addr()), IpAddr::from(ip.dst_addr()));
@@ -153,7 +179,11 @@ fn check_transport(protocol: u8, segment: &[u8], src: &IpAddr, dst: &IpAddr, ver
                 return;
             };
             let _ = (packet.src_port(), packet.dst_port(), packet.seq_number());
-            let _ = (packet.ack_number(), packet.flags().to_string(), packet.window_len());
+            let _ = (
+                packet.ack_number(),
+                packet.flags().to_string(),
+                packet.window_len(),
+            );
             let _ = (packet.checksum(), packet.urgent_at(), packet.mss());
             assert_eq!(
                 tcp::HEADER_LEN + packet.options().len() + packet.payload().len(),
@@ -171,7 +201,12 @@ fn check_transport(protocol: u8, segment: &[u8], src: &IpAddr, dst: &IpAddr, ver
             let Ok(packet) = udp::Packet::new_checked(segment) else {
                 return;
             };
-            let _ = (packet.src_port(), packet.dst_port(), packet.len(), packet.checksum());
+            let _ = (
+                packet.src_port(),
+                packet.dst_port(),
+                packet.len(),
+                packet.checksum(),
+            );
             assert!(packet.payload().len() + udp::HEADER_LEN <= segment.len());
             if let Ok(repr) = udp::Repr::parse(&packet, src, dst) {
                 let emitted = repr.to_vec(src, dst);
@@ -185,7 +220,11 @@ fn check_transport(protocol: u8, segment: &[u8], src: &IpAddr, dst: &IpAddr, ver
                 return;
             };
             let _ = (packet.msg_type(), packet.code(), packet.checksum());
-            let _ = (packet.rest_of_header(), packet.echo_ident(), packet.echo_seq());
+            let _ = (
+                packet.rest_of_header(),
+                packet.echo_ident(),
+                packet.echo_seq(),
+            );
             let _ = packet.data();
             let quoted = if version == 4 {
                 let _ = packet.verify_checksum_v4();

@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = (packet.version(), packet.type_(), packet.code().name());
         let _ = packet.session_id();
         assert_eq!(packet.payload().len(), usize::from(packet.length()));
-        assert_eq!(packet.as_bytes().len(), pppoe::HEADER_LEN + packet.payload().len());
+        assert_eq!(
+            packet.as_bytes().len(),
+            pppoe::HEADER_LEN + packet.payload().len()
+        );
         check_tags(packet.payload());
     }
 
@@ -38,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
 
     // Accessors never panic and agree with the tag list.
     let _ = (repr.service_name(), repr.ac_name(), repr.host_uniq());
-    let _ = (repr.ac_cookie(), repr.relay_session_id(), repr.ppp_max_payload());
+    let _ = (
+        repr.ac_cookie(),
+        repr.relay_session_id(),
+        repr.ppp_max_payload(),
+    );
     for (vendor_id, data) in repr.vendor_specific() {
         if vendor_id == pppoe::BBF_VENDOR_ID {
             check_bbf(data);

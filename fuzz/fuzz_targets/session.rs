@@ -125,7 +125,11 @@ fuzz_target!(|data: &[u8]| {
         }
         harness.fire_next_timer();
     }
-    assert_eq!(harness.session.phase(), Phase::Dead, "close did not end the session");
+    assert_eq!(
+        harness.session.phase(),
+        Phase::Dead,
+        "close did not end the session"
+    );
 });
 
 struct Harness {
@@ -189,7 +193,11 @@ impl Harness {
                 let _ = (cause.to_string(), cause.is_auth_failure());
             }
         }
-        assert_eq!(self.phase_seen, self.session.phase(), "phase events out of step");
+        assert_eq!(
+            self.phase_seen,
+            self.session.phase(),
+            "phase events out of step"
+        );
         let _ = self.session.phase().as_str();
     }
 
@@ -421,7 +429,12 @@ impl MiniAc {
         control_frame(Protocol::Lcp, Code::ConfigureRequest, 1, &options)
     }
 
-    fn answer_ppp(&mut self, protocol: Protocol, packet: &control::Repr<'_>, out: &mut Vec<Vec<u8>>) {
+    fn answer_ppp(
+        &mut self,
+        protocol: Protocol,
+        packet: &control::Repr<'_>,
+        out: &mut Vec<Vec<u8>>,
+    ) {
         let id = packet.identifier;
         match (protocol, packet.code) {
             (Protocol::Lcp, Code::ConfigureRequest) => {
@@ -440,13 +453,17 @@ impl MiniAc {
             }
             (Protocol::Pap, _) => {
                 if let Ok(pap::Repr::AuthenticateRequest { .. }) = pap::Repr::parse(packet) {
-                    let ack = pap::Repr::AuthenticateAck { message: b"Login ok" };
+                    let ack = pap::Repr::AuthenticateAck {
+                        message: b"Login ok",
+                    };
                     out.push(session_frame(Protocol::Pap.into(), &ack.to_packet(id)));
                 }
             }
             (Protocol::Chap, _) => {
                 if let Ok(chap::Repr::Response { .. }) = chap::Repr::parse(packet) {
-                    let success = chap::Repr::Success { message: b"Access granted" };
+                    let success = chap::Repr::Success {
+                        message: b"Access granted",
+                    };
                     out.push(session_frame(Protocol::Chap.into(), &success.to_packet(id)));
                 }
             }
@@ -492,7 +509,10 @@ impl MiniAc {
                 value: &[0x42; 16],
                 name: b"fuzz-ac",
             };
-            out.push(session_frame(Protocol::Chap.into(), &challenge.to_packet(0x41)));
+            out.push(session_frame(
+                Protocol::Chap.into(),
+                &challenge.to_packet(0x41),
+            ));
         }
     }
 
@@ -503,10 +523,20 @@ impl MiniAc {
         self.ncp_requests_sent = true;
         let mut ipcp = Vec::new();
         IpcpOption::IpAddress(AC_IP).push_to(&mut ipcp);
-        out.push(control_frame(Protocol::Ipcp, Code::ConfigureRequest, 1, &ipcp));
+        out.push(control_frame(
+            Protocol::Ipcp,
+            Code::ConfigureRequest,
+            1,
+            &ipcp,
+        ));
         let mut ipv6cp = Vec::new();
         Ipv6cpOption::InterfaceIdentifier([0x02, 0, 0x5e, 0xff, 0xfe, 0, 0x53, 0x01])
             .push_to(&mut ipv6cp);
-        out.push(control_frame(Protocol::Ipv6cp, Code::ConfigureRequest, 1, &ipv6cp));
+        out.push(control_frame(
+            Protocol::Ipv6cp,
+            Code::ConfigureRequest,
+            1,
+            &ipv6cp,
+        ));
     }
 }

@@ -284,7 +284,10 @@ impl Session {
         // The early retransmission is for a peer that starts LCP late (pppd
         // behind pppoe-server drops our first LCP request); NCPs start
         // together, and retransmitting there only races the peer's answer.
-        let ncp_fsm = FsmConfig { retransmit_on_peer_request: false, ..config.fsm };
+        let ncp_fsm = FsmConfig {
+            retransmit_on_peer_request: false,
+            ..config.fsm
+        };
         let ipcp = Automaton::new(IpcpPolicy::new(config.ipcp), ncp_fsm);
         let ipv6cp = config
             .ipv6

@@ -48,7 +48,37 @@ fn pap_session_carries_traffic_and_dns_and_ends_with_padt() {
     };
     let lab = Lab::up("pap", &["--auth", "pap"]);
     let password = password_file(&lab, PASSWORD);
-    let mut dialer = lab.dial(&["--user", USER, "--password-file", &password, "--usepeerdns"]);
+    // ip-up / ip-down hooks that record their arguments and pppd's environment.
+    let hook = lab.dir.join("hook.sh");
+    std::fs::write(&hook, "#!/bin/sh\nenv > \"$0.$(basename \"$PHASE\").env\"\necho \"$@\" >> \"$0.$(basename \"$PHASE\").args\"\n").unwrap();
+    let up_hook = lab.dir.join("ip-up");
+    let down_hook = lab.dir.join("ip-down");
+    for (path, phase) in [(&up_hook, "up"), (&down_hook, "down")] {
+        std::fs::write(
+            path,
+            format!("#!/bin/sh\nPHASE={phase} exec {} \"$@\"\n", hook.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (up_arg, down_arg) = (
+        up_hook.to_string_lossy().into_owned(),
+        down_hook.to_string_lossy().into_owned(),
+    );
+    let mut dialer = lab.dial(&[
+        "--user",
+        USER,
+        "--password-file",
+        &password,
+        "--usepeerdns",
+        "--default-route",
+        "--ip-up",
+        &up_arg,
+        "--ip-down",
+        &down_arg,
+    ]);
     let (status, took) = dialer.wait_up(Duration::from_secs(20));
     eprintln!("pap: network up after {took:?}: {status}");
     assert_eq!(status["ac_name"], "portdial-lab");
@@ -67,6 +97,33 @@ fn pap_session_carries_traffic_and_dns_and_ends_with_padt() {
         "{resolv}"
     );
 
+    let routes =
+        String::from_utf8_lossy(&lab.in_client(&["ip", "route", "show", "default"]).stdout)
+            .into_owned();
+    assert!(routes.contains("dev pd0"), "--default-route: {routes}");
+    let hook_env = lab.dir.join("hook.sh.up.env");
+    assert!(
+        eventually(Duration::from_secs(5), || hook_env.exists()),
+        "ip-up did not run"
+    );
+    let env = file_text(&hook_env);
+    for expected in [
+        "IFNAME=pd0",
+        "IPREMOTE=192.0.2.1",
+        "DNS1=192.0.2.53",
+        "DNS2=192.0.2.54",
+        "PEERNAME=portdial-lab",
+        "DEVICE=eth0",
+    ] {
+        assert!(
+            env.contains(expected),
+            "ip-up environment lacks {expected}:\n{env}"
+        );
+    }
+    assert!(
+        env.contains(&format!("IPLOCAL={}", status["local_ip"].as_str().unwrap())),
+        "{env}"
+    );
     assert!(ping(&lab, "192.0.2.1"), "no ping reply through the TUN");
     let index = http_get(&lab, lab.get("http_url"));
     let expected =
@@ -96,6 +153,60 @@ fn pap_session_carries_traffic_and_dns_and_ends_with_padt() {
         !dialer.path("resolv.conf").exists(),
         "the DNS file we wrote is removed on down"
     );
+}
+
+#[test]
+fn discover_lists_the_access_concentrator() {
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
+    let lab = Lab::up("discover", &["--auth", "pap"]);
+    let portdial = portdial();
+    let output = lab.in_client(&[
+        portdial.to_str().unwrap(),
+        "discover",
+        "--iface",
+        "eth0",
+        "--json",
+        "--timeout",
+        "2",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let offers: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(offers.as_array().unwrap().len(), 1, "{offers}");
+    assert_eq!(offers[0]["ac_name"], "portdial-lab");
+    assert_eq!(offers[0]["ac_mac"], lab.get("server_mac"));
+    assert_eq!(
+        offers[0]["cookie"].as_str().unwrap().len(),
+        40,
+        "rp-pppoe's 20-byte cookie: {offers}"
+    );
+    // No PADR was sent: the server created no session.
+    assert!(
+        !lab.logs("all").contains("created for client"),
+        "discover must not start a session"
+    );
+    // Text form, like `pppoe -A`.
+    let output = lab.in_client(&[
+        portdial.to_str().unwrap(),
+        "discover",
+        "--iface",
+        "eth0",
+        "--timeout",
+        "2",
+    ]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("Access-Concentrator: portdial-lab") && text.contains("AC-Ethernet-Address"),
+        "{text}"
+    );
+    // An interface that does not exist: its documented exit code.
+    let output = lab.in_client(&[portdial.to_str().unwrap(), "discover", "--iface", "nosuch0"]);
+    assert_eq!(output.status.code(), Some(8));
 }
 
 #[test]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// The status `portdial status --json` prints. Field names are part of the
 /// interface: scripts read them.
@@ -46,6 +46,23 @@ pub struct Status {
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     Status,
+    /// The port table (`portdial ports`).
+    Ports,
+    /// Scan and judge now (`portdial scan`).
+    Scan,
+    /// Release one port, or every phantom.
+    Release {
+        #[serde(default)]
+        port: Option<u16>,
+        #[serde(default)]
+        proto: Option<String>,
+        #[serde(default)]
+        phantoms: bool,
+    },
+    /// The terminal goes to sleep (`on: true`) or wakes up.
+    Sleep { on: bool },
+    /// Subscribe: the connection then carries one event per line until closed.
+    Events,
 }
 
 /// What the daemon answers.
@@ -53,10 +70,19 @@ pub enum Request {
 #[serde(untagged)]
 pub enum Response {
     Status { ok: bool, status: Box<Status> },
+    /// Any other answer: the command's JSON result.
+    Data { ok: bool, data: serde_json::Value },
     Error { ok: bool, error: String },
 }
 
 impl Response {
+    pub fn data(data: impl Serialize) -> Response {
+        match serde_json::to_value(data) {
+            Ok(data) => Response::Data { ok: true, data },
+            Err(error) => Response::error(format!("cannot encode the answer: {error}")),
+        }
+    }
+
     pub fn error(message: impl Into<String>) -> Response {
         Response::Error {
             ok: false,
@@ -120,6 +146,7 @@ pub enum ControlError {
 /// The listening side, owned by the daemon.
 pub struct ControlServer {
     path: PathBuf,
+    events: broadcast::Sender<String>,
 }
 
 impl ControlServer {
@@ -152,13 +179,19 @@ impl ControlServer {
             std::os::unix::fs::chown(path, None, Some(group)).map_err(io_error)?;
         }
         let (sender, receiver) = mpsc::channel(32);
-        tokio::spawn(accept_loop(listener, access, sender));
-        Ok((
-            ControlServer {
-                path: path.to_path_buf(),
-            },
-            receiver,
-        ))
+        // A slow subscriber misses events (and is told how many) rather than
+        // holding the daemon back.
+        let (events, _) = broadcast::channel(1024);
+        tokio::spawn(accept_loop(listener, access, sender, events.clone()));
+        Ok((ControlServer { path: path.to_path_buf(), events }, receiver))
+    }
+
+    /// Sends an event to every subscriber (`portdial events --follow`).
+    pub fn publish(&self, event: &impl Serialize) {
+        if let Ok(line) = serde_json::to_string(event) {
+            // No subscriber is not an error.
+            let _ = self.events.send(line);
+        }
     }
 }
 
@@ -168,7 +201,12 @@ impl Drop for ControlServer {
     }
 }
 
-async fn accept_loop(listener: UnixListener, access: Access, sender: mpsc::Sender<Incoming>) {
+async fn accept_loop(
+    listener: UnixListener,
+    access: Access,
+    sender: mpsc::Sender<Incoming>,
+    events: broadcast::Sender<String>,
+) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -190,14 +228,14 @@ async fn accept_loop(listener: UnixListener, access: Access, sender: mpsc::Sende
             let _ = write_line(&mut stream, &Response::error("permission denied")).await;
             continue;
         }
-        tokio::spawn(serve_client(stream, sender.clone()));
+        tokio::spawn(serve_client(stream, sender.clone(), events.clone()));
     }
 }
 
 /// Longest request line accepted; anything longer is an error, not a buffer.
 const MAX_REQUEST: u64 = 64 * 1024;
 
-async fn serve_client(stream: UnixStream, sender: mpsc::Sender<Incoming>) {
+async fn serve_client(stream: UnixStream, sender: mpsc::Sender<Incoming>, events: broadcast::Sender<String>) {
     let (reader, mut writer) = stream.into_split();
     let mut lines = BufReader::new(tokio::io::AsyncReadExt::take(reader, MAX_REQUEST)).lines();
     // Idle clients are dropped so a flood of connections cannot pile up.
@@ -206,6 +244,10 @@ async fn serve_client(stream: UnixStream, sender: mpsc::Sender<Incoming>) {
     {
         let response = match serde_json::from_str::<Request>(&line) {
             Err(error) => Response::error(format!("bad request: {error}")),
+            Ok(Request::Events) => {
+                stream_events(&mut writer, events.subscribe()).await;
+                return;
+            }
             Ok(request) => {
                 let (reply, answer) = oneshot::channel();
                 if sender.send(Incoming { request, reply }).await.is_err() {
@@ -220,6 +262,38 @@ async fn serve_client(stream: UnixStream, sender: mpsc::Sender<Incoming>) {
             return;
         }
     }
+}
+
+/// Writes every event to a subscriber until it goes away.
+async fn stream_events<W: AsyncWriteExt + Unpin>(writer: &mut W, mut events: broadcast::Receiver<String>) {
+    loop {
+        let line = match events.recv().await {
+            Ok(line) => line,
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                format!("{{\"event\":\"lagged\",\"missed\":{missed}}}")
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if writer.write_all(line.as_bytes()).await.is_err() || writer.write_all(b"\n").await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The client side of a subscription: calls `each` with every event line.
+pub async fn follow_events(path: &Path, mut each: impl FnMut(&str)) -> Result<(), ClientError> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
+    let (reader, mut writer) = stream.into_split();
+    let mut line = serde_json::to_string(&Request::Events).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    line.push('\n');
+    writer.write_all(line.as_bytes()).await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let mut lines = BufReader::new(reader).lines();
+    while let Some(event) = lines.next_line().await.map_err(|e| ClientError::Protocol(e.to_string()))? {
+        each(&event);
+    }
+    Ok(())
 }
 
 async fn write_line<W: AsyncWriteExt + Unpin>(

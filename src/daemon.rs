@@ -460,6 +460,8 @@ impl Daemon {
                 ok: true,
                 status: Box::new(self.status()),
             },
+            // The port manager's commands, until it runs in the daemon.
+            _ => Response::error("the port manager is not running"),
         };
         let _ = incoming.reply.send(response);
     }
@@ -746,6 +748,7 @@ pub async fn status(path: &std::path::Path) -> Result<Status, String> {
     match control::request(path, &Request::Status).await {
         Ok(Response::Status { status, .. }) => Ok(*status),
         Ok(Response::Error { error, .. }) => Err(error),
+        Ok(Response::Data { .. }) => Err("unexpected answer to a status request".into()),
         Err(error) => Err(error.to_string()),
     }
 }

@@ -17,3 +17,4 @@ pub mod resolv;
 pub mod secrets;
 pub mod state_file;
 pub mod tun;
+pub mod ports;

@@ -73,6 +73,12 @@ pub struct FlowInfo {
     pub seq: u32,
     /// TCP acknowledgement number, 0 otherwise.
     pub ack: u32,
+    /// TCP window field as sent (unscaled), 0 otherwise.
+    pub window: u16,
+    /// Where the TCP or UDP data starts, counted from the start of the IP
+    /// packet, so `ip_packet[payload_offset..][..payload_len]` is the data;
+    /// 0 for other protocols, later fragments and `quoted`.
+    pub payload_offset: u16,
     /// Bytes after the transport header in this packet: TCP and UDP data
     /// (0 for a pure ACK), ICMP data after its 8-byte header, the whole IP
     /// payload for other protocols and later fragments. 0 when `quoted`.
@@ -155,7 +161,7 @@ fn inspect_v4(bytes: &[u8]) -> Result<FlowInfo> {
         u32::from(ip.total_len()),
         fragment,
     );
-    read_transport(&mut flow, ip.payload())?;
+    read_transport(&mut flow, ip.payload(), usize::from(ip.header_len()))?;
     Ok(flow)
 }
 
@@ -176,7 +182,7 @@ fn inspect_v6(bytes: &[u8]) -> Result<FlowInfo> {
         fragment,
     );
     let segment = ip.as_bytes().get(upper.offset..).ok_or(Error::Truncated)?;
-    read_transport(&mut flow, segment)?;
+    read_transport(&mut flow, segment, upper.offset)?;
     Ok(flow)
 }
 
@@ -199,6 +205,8 @@ impl FlowInfo {
             tcp_flags: TcpFlags::EMPTY,
             seq: 0,
             ack: 0,
+            window: 0,
+            payload_offset: 0,
             payload_len: 0,
             total_len,
             fragment,
@@ -214,9 +222,9 @@ fn len_u16(len: usize) -> u16 {
     u16::try_from(len).unwrap_or(u16::MAX)
 }
 
-/// Fills ports, TCP fields, ICMP fields and `payload_len` from the bytes
-/// after the IP header(s).
-fn read_transport(flow: &mut FlowInfo, segment: &[u8]) -> Result<()> {
+/// Fills ports, TCP fields, ICMP fields, `payload_len` and `payload_offset`
+/// from the bytes after the IP header(s), which start at `segment_offset`.
+fn read_transport(flow: &mut FlowInfo, segment: &[u8], segment_offset: usize) -> Result<()> {
     if flow.fragment == Fragment::Later {
         flow.payload_len = len_u16(segment.len());
         return Ok(());
@@ -234,7 +242,10 @@ fn read_transport(flow: &mut FlowInfo, segment: &[u8]) -> Result<()> {
             flow.tcp_flags = tcp.flags();
             flow.seq = tcp.seq_number();
             flow.ack = tcp.ack_number();
+            flow.window = tcp.window_len();
             flow.payload_len = len_u16(tcp.payload().len());
+            flow.payload_offset =
+                len_u16(segment_offset.saturating_add(usize::from(tcp.header_len())));
         }
         protocol::UDP if flow.fragment == Fragment::First => {
             // The length field counts the whole datagram, most of which is
@@ -246,12 +257,14 @@ fn read_transport(flow: &mut FlowInfo, segment: &[u8]) -> Result<()> {
             flow.src_port = udp.src_port();
             flow.dst_port = udp.dst_port();
             flow.payload_len = len_u16(segment.len() - udp::HEADER_LEN);
+            flow.payload_offset = len_u16(segment_offset.saturating_add(udp::HEADER_LEN));
         }
         protocol::UDP => {
             let udp = udp::Packet::new_checked(segment)?;
             flow.src_port = udp.src_port();
             flow.dst_port = udp.dst_port();
             flow.payload_len = len_u16(udp.payload().len());
+            flow.payload_offset = len_u16(segment_offset.saturating_add(udp::HEADER_LEN));
         }
         number if number == icmp_protocol => read_icmp(flow, segment)?,
         _ => flow.payload_len = len_u16(segment.len()),
@@ -347,6 +360,8 @@ mod tests {
                 tcp_flags: TcpFlags::SYN,
                 seq: 0xd4bd7654,
                 ack: 0,
+                window: 65228,
+                payload_offset: 60,
                 payload_len: 0,
                 total_len: 60,
                 fragment: Fragment::None,
@@ -363,6 +378,11 @@ mod tests {
         assert_eq!((get.seq, get.ack), (0xd4bd7655, 0x502bc8dd));
         assert_eq!(get.payload_len, 77);
         assert_eq!(get.total_len, 129);
+        // tshark: frame 4 has window 514 and 32 bytes of TCP header.
+        assert_eq!(get.window, 514);
+        assert_eq!(get.payload_offset, 52);
+        let offset = usize::from(get.payload_offset);
+        assert!(HTTP_GET[offset..].starts_with(b"GET / HTTP/1.1"));
     }
 
     #[test]
@@ -394,6 +414,7 @@ mod tests {
         assert_eq!((dns.src, dns.dst), (v4(217, 89, 31, 49), v4(9, 182, 64, 0)));
         assert_eq!((dns.src_port, dns.dst_port), (53, 36264));
         assert_eq!(dns.payload_len, 115);
+        assert_eq!(dns.payload_offset, 28);
         assert_eq!(dns.tcp_flags, TcpFlags::EMPTY);
         let syn_ack = inspect(&BCM_SYN_ACK).unwrap();
         assert_eq!(syn_ack.tcp_flags.to_string(), "SA");
@@ -408,6 +429,8 @@ mod tests {
         assert_eq!(dhcp.dst, v6("ff02::1:2"));
         assert_eq!((dhcp.src_port, dhcp.dst_port), (546, 547));
         assert_eq!(dhcp.payload_len, 50);
+        assert_eq!(dhcp.payload_offset, 48);
+        assert_eq!(dhcp.window, 0);
         assert_eq!(dhcp.total_len, 98);
 
         let mld = inspect(&MLD_REPORT).unwrap();
@@ -525,6 +548,7 @@ mod tests {
         assert_eq!(flow.icmp_type, icmp::v4::TIME_EXCEEDED);
         assert_eq!(flow.total_len, 20 + 8 + 28);
         assert_eq!(flow.payload_len, 0);
+        assert_eq!((flow.payload_offset, flow.window), (0, 0));
 
         // Port unreachable for the DNS reply of bcm-li frame 4.
         let error = icmpv4_error(icmp::v4::DEST_UNREACHABLE, &BCM_DNS_REPLY, 28);

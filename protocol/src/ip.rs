@@ -693,7 +693,11 @@ mod tests {
         /// Calls every checked constructor and every getter on `bytes`.
         fn touch_everything(bytes: &[u8]) {
             let any: IpAddr = [192, 0, 2, 1].into();
-            let _ = inspect(bytes);
+            if let Ok(flow) = inspect(bytes) {
+                // The TCP/UDP data it locates is within the packet.
+                let end = usize::from(flow.payload_offset) + usize::from(flow.payload_len);
+                assert!(flow.payload_offset == 0 || end <= bytes.len());
+            }
             for make in [ipv4::Packet::new_checked, ipv4::Packet::new_checked_header] {
                 if let Ok(p) = make(bytes) {
                     let _ = (

@@ -223,3 +223,169 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::ports::Remote;
+
+    const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    const MIN: u32 = 60_000;
+
+    fn entry(proto: Proto, first_seen: Tick) -> PortEntry {
+        let remote = Remote { ip: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)), port: 443 };
+        PortEntry::new(proto, 40000, IpAddr::V4(LOCAL), remote, first_seen)
+    }
+
+    fn socket(proto: Proto, state: SocketState) -> SocketView {
+        SocketView { proto, local: SocketAddr::new(IpAddr::V4(LOCAL), 40000), state, has_owner: true }
+    }
+
+    fn context(now: Tick) -> Context<'static> {
+        static ADDRESSES: [IpAddr; 1] = [IpAddr::V4(LOCAL)];
+        Context { now, window: Duration::from_secs(300), asleep_since: None, session_addresses: &ADDRESSES }
+    }
+
+    fn verdict(e: &PortEntry, s: &SocketView, c: &Context<'_>) -> (Verdict, String) {
+        let j = judge(Some(e), s, c);
+        (j.verdict, j.reason)
+    }
+
+    #[test]
+    fn both_directions_is_alive() {
+        let mut e = entry(Proto::Tcp, 0);
+        e.last_tx_data = Some(9 * MIN);
+        e.last_rx_data = Some(9 * MIN);
+        let (v, reason) = verdict(&e, &socket(Proto::Tcp, SocketState::Established), &context(10 * MIN));
+        assert_eq!(v, Verdict::Alive);
+        assert_eq!(reason, "sent and received data within 5m");
+    }
+
+    #[test]
+    fn unanswered_syns_are_phantom_after_the_window_and_suspect_before() {
+        let mut e = entry(Proto::Tcp, 0);
+        e.syn_tx = 12;
+        e.tx_packets = 12;
+        e.last_tx = Some(5 * MIN);
+        let s = socket(Proto::Tcp, SocketState::SynSent);
+        let (v, reason) = verdict(&e, &s, &context(5 * MIN));
+        assert_eq!(v, Verdict::Phantom);
+        assert_eq!(reason, "tx only for 5m, 12 SYNs unanswered");
+        e.last_tx = Some(MIN);
+        let (v, reason) = verdict(&e, &s, &context(MIN));
+        assert_eq!(v, Verdict::Suspect);
+        assert!(reason.contains("watched 1m of the 5m window"), "{reason}");
+    }
+
+    #[test]
+    fn tx_only_with_ack_progress_is_alive_without_is_phantom() {
+        let mut e = entry(Proto::Tcp, 0);
+        e.tx_packets = 100;
+        e.rx_packets = 50;
+        e.tx_data_packets = 100;
+        e.last_tx_data = Some(9 * MIN);
+        e.last_ack_progress = Some(9 * MIN);
+        let s = socket(Proto::Tcp, SocketState::Established);
+        assert_eq!(verdict(&e, &s, &context(10 * MIN)).0, Verdict::Alive);
+        e.last_ack_progress = Some(MIN);
+        let (v, reason) = verdict(&e, &s, &context(10 * MIN));
+        assert_eq!(v, Verdict::Phantom);
+        assert!(reason.starts_with("tx only for 10m: 100 data packets"), "{reason}");
+    }
+
+    #[test]
+    fn a_download_is_alive_and_unsolicited_data_is_not() {
+        let mut e = entry(Proto::Tcp, 0);
+        e.request_seen = true;
+        e.last_request = Some(0);
+        e.rx_data_packets = 5000;
+        e.last_rx_data = Some(10 * MIN);
+        e.last_rx_progress = Some(10 * MIN);
+        e.last_tx = Some(10 * MIN); // pure ACKs only
+        let s = socket(Proto::Tcp, SocketState::Established);
+        let (v, reason) = verdict(&e, &s, &context(10 * MIN));
+        assert_eq!((v, reason.as_str()), (Verdict::Alive, "rx only: the response to a request is still arriving"));
+        e.request_seen = false;
+        assert_eq!(verdict(&e, &s, &context(10 * MIN)).0, Verdict::Phantom);
+        // An application that stopped reading: zero window for the whole window.
+        e.request_seen = true;
+        e.zero_window_since = Some(4 * MIN);
+        let (v, reason) = verdict(&e, &s, &context(10 * MIN));
+        assert_eq!(v, Verdict::Phantom);
+        assert!(reason.contains("stopped reading"), "{reason}");
+    }
+
+    #[test]
+    fn udp_requests_with_and_without_answers() {
+        let mut e = entry(Proto::Udp, 0);
+        e.udp_unanswered = 30;
+        e.last_tx_data = Some(10 * MIN);
+        let s = socket(Proto::Udp, SocketState::Established);
+        let (v, reason) = verdict(&e, &s, &context(10 * MIN));
+        assert_eq!((v, reason.as_str()), (Verdict::Phantom, "tx only for 10m: 30 datagrams unanswered"));
+        e.last_answer = Some(9 * MIN);
+        e.last_rx_data = Some(9 * MIN);
+        assert_eq!(verdict(&e, &s, &context(10 * MIN)).0, Verdict::Alive);
+    }
+
+    #[test]
+    fn idle_is_kept_unless_orphaned_moved_or_half_closed() {
+        let e = entry(Proto::Tcp, 0);
+        let mut s = socket(Proto::Tcp, SocketState::Established);
+        assert_eq!(verdict(&e, &s, &context(60 * MIN)).0, Verdict::Idle);
+        s.has_owner = false;
+        assert_eq!(verdict(&e, &s, &context(60 * MIN)).0, Verdict::Phantom);
+        s.has_owner = true;
+        s.local = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)), 40000);
+        let (v, reason) = verdict(&e, &s, &context(60 * MIN));
+        assert_eq!((v, reason.as_str()), (Verdict::Phantom, "bound to 192.0.2.11, which the session no longer has"));
+        // The wildcard and the IPv4-mapped form of our address are ours.
+        s.local = "[::ffff:192.0.2.10]:40000".parse().unwrap();
+        assert_eq!(verdict(&e, &s, &context(60 * MIN)).0, Verdict::Idle);
+        s.local = "0.0.0.0:40000".parse().unwrap();
+        assert_eq!(verdict(&e, &s, &context(60 * MIN)).0, Verdict::Idle);
+        let mut e = entry(Proto::Tcp, 0);
+        e.last_rx = Some(MIN);
+        e.fin_rx = 1;
+        let s = socket(Proto::Tcp, SocketState::CloseWait);
+        let (v, reason) = verdict(&e, &s, &context(7 * MIN));
+        assert_eq!(v, Verdict::Phantom);
+        assert_eq!(reason, "CLOSE-WAIT for 6m: the peer closed and the application never did");
+        assert_eq!(verdict(&e, &s, &context(2 * MIN)).0, Verdict::Suspect);
+    }
+
+    #[test]
+    fn moving_data_while_asleep_is_phantom() {
+        let mut e = entry(Proto::Udp, 0);
+        e.last_tx_data = Some(20 * MIN);
+        e.last_rx_data = Some(20 * MIN);
+        e.last_answer = Some(20 * MIN);
+        let s = socket(Proto::Udp, SocketState::Established);
+        let mut c = context(21 * MIN);
+        assert_eq!(verdict(&e, &s, &c).0, Verdict::Alive);
+        c.asleep_since = Some(10 * MIN);
+        let (v, reason) = verdict(&e, &s, &c);
+        assert_eq!((v, reason.as_str()), (Verdict::Phantom, "moves data while the terminal sleeps (asleep for 11m)"));
+        // Data only before the sleep: not judged by the sleep rule.
+        c.asleep_since = Some(20 * MIN + 1);
+        assert_eq!(verdict(&e, &s, &c).0, Verdict::Alive);
+    }
+
+    #[test]
+    fn listening_and_untracked_sockets_are_idle() {
+        let s = socket(Proto::Tcp, SocketState::Listen);
+        assert_eq!(judge(None, &s, &context(MIN)).verdict, Verdict::Idle);
+        let s = socket(Proto::Udp, SocketState::Close);
+        assert_eq!(judge(None, &s, &context(MIN)).reason, "no traffic through the session yet");
+    }
+
+    #[test]
+    fn human_durations() {
+        assert_eq!(human(45_000), "45s");
+        assert_eq!(human(300_000), "5m");
+        assert_eq!(human(90_000), "1m30s");
+        assert_eq!(human(5_400_000), "1h30m");
+    }
+}

@@ -5,7 +5,7 @@
 //! and on link loss release everything bound to the lost address.
 
 pub mod classes;
-// pub mod judge; (enabled once table.rs and sockets.rs exist)
+pub mod judge;
 pub mod release;
 pub mod sockets;
 pub mod table;

@@ -275,6 +275,35 @@ pub struct DialArgs {
     /// 64 hex digits, for reproducible test runs.
     #[arg(long, value_name = "HEX", hide = true)]
     pub seed: Option<String>,
+
+    /// Turn the port manager off (no per-port accounting, no scans).
+    #[arg(long)]
+    pub no_port_manager: bool,
+
+    /// Scan the session's ports every SECS seconds (0 = only after dial-up,
+    /// on occupancy and on request) [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub scan_interval: Option<u64>,
+
+    /// Scan when more than PCT percent of the local port range is in use
+    /// (0 = off) [default: 80].
+    #[arg(long, value_name = "PCT")]
+    pub occupancy_threshold: Option<f64>,
+
+    /// `release` phantom ports (default) or only `observe` and report them;
+    /// overrides every class's mode.
+    #[arg(long, value_name = "MODE")]
+    pub port_mode: Option<crate::ports::classes::Mode>,
+
+    /// The judging window of ports no class claims, e.g. `5m` [default: 5m].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub port_window: Option<Duration>,
+
+    /// Run PATH for every released port, with the event in its environment
+    /// (PORTDIAL_EVENT, PORTDIAL_PROTO, PORTDIAL_PORT, PORTDIAL_PID,
+    /// PORTDIAL_APP, PORTDIAL_REASON, PORTDIAL_RECONNECT).
+    #[arg(long, value_name = "PATH")]
+    pub on_release: Option<PathBuf>,
 }
 
 /// The config file: the same settings as [`DialArgs`], in snake_case.
@@ -317,6 +346,27 @@ struct FileConfig {
     padi_timeout: Option<u64>,
     padi_attempts: Option<u32>,
     seed: Option<String>,
+    ports: Option<PortsFile>,
+}
+
+/// `[ports]` in the config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PortsFile {
+    enabled: Option<bool>,
+    scan_on_up: Option<bool>,
+    /// Seconds; 0 = no periodic scan.
+    scan_interval: Option<u64>,
+    /// Percent; 0 = off.
+    occupancy_threshold: Option<f64>,
+    max_entries: Option<usize>,
+    mode: Option<crate::ports::classes::Mode>,
+    #[serde(default, with = "humantime_serde")]
+    default_window: Option<Duration>,
+    on_release: Option<PathBuf>,
+    /// `[[ports.class]]` tables, tried in order before the built-in classes.
+    #[serde(default)]
+    class: Vec<crate::ports::classes::AppClass>,
 }
 
 impl FileConfig {
@@ -352,7 +402,11 @@ impl FileConfig {
             &mut self.ip_down,
             &mut self.state_file,
         ];
-        for path in paths.into_iter().flatten() {
+        let on_release = self
+            .ports
+            .as_mut()
+            .and_then(|ports| ports.on_release.as_mut());
+        for path in paths.into_iter().flatten().chain(on_release) {
             if path.is_relative() {
                 *path = base.join(&*path);
             }
@@ -386,7 +440,7 @@ impl ConfigError {
 }
 
 /// Every `portdial dial` setting, resolved and checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DialConfig {
     pub iface: String,
     pub credentials: Credentials,
@@ -422,6 +476,8 @@ pub struct DialConfig {
     pub padi_attempts: u32,
     /// `None`: the caller seeds from the operating system's entropy.
     pub seed: Option<[u8; 32]>,
+    /// The port manager's settings; `None` when it is turned off.
+    pub ports: Option<crate::ports::manager::ManagerConfig>,
     /// Things to tell the operator, for the caller to log once logging is up.
     pub warnings: Vec<String>,
 }
@@ -765,8 +821,75 @@ fn resolve_layers(
         padi_timeout: Duration::from_secs(padi_timeout),
         padi_attempts,
         seed,
+        ports: resolve_ports(args, file.ports.as_ref())?,
         warnings,
     })
+}
+
+/// The port manager's settings: flags over the `[ports]` table over defaults.
+fn resolve_ports(
+    args: &DialArgs,
+    file: Option<&PortsFile>,
+) -> Result<Option<crate::ports::manager::ManagerConfig>, ConfigError> {
+    use crate::ports::classes::Classes;
+    use crate::ports::manager::ManagerConfig;
+    let empty = PortsFile::default();
+    let file = file.unwrap_or(&empty);
+    if args.no_port_manager || file.enabled == Some(false) {
+        return Ok(None);
+    }
+    let defaults = ManagerConfig::default();
+    let scan_interval = match args.scan_interval.or(file.scan_interval) {
+        Some(0) => None,
+        Some(seconds) => Some(Duration::from_secs(seconds)),
+        None => defaults.scan_interval,
+    };
+    let occupancy_threshold = match args.occupancy_threshold.or(file.occupancy_threshold) {
+        Some(pct) if !(0.0..=100.0).contains(&pct) => {
+            return Err(ConfigError::new(format!(
+                "occupancy-threshold {pct} is not a percentage (0 to 100)"
+            )))
+        }
+        Some(pct) if pct == 0.0 => None,
+        Some(pct) => Some(pct),
+        None => defaults.occupancy_threshold,
+    };
+    let mut names = std::collections::HashSet::new();
+    for class in &file.class {
+        if class.window.is_zero() {
+            return Err(ConfigError::new(format!(
+                "port class {:?}: window must be longer than 0",
+                class.name
+            )));
+        }
+        if !names.insert(class.name.as_str()) {
+            return Err(ConfigError::new(format!(
+                "port class {:?} is defined twice",
+                class.name
+            )));
+        }
+    }
+    let mut classes = Classes::new(
+        file.class.clone(),
+        args.port_window.or(file.default_window),
+        file.mode,
+    );
+    if let Some(mode) = args.port_mode {
+        classes = classes.with_mode(mode);
+    }
+    let on_release = args.on_release.clone().or_else(|| file.on_release.clone());
+    Ok(Some(ManagerConfig {
+        scan_on_up: file.scan_on_up.unwrap_or(defaults.scan_on_up),
+        scan_interval,
+        occupancy_threshold,
+        occupancy_check: defaults.occupancy_check,
+        max_entries: file
+            .max_entries
+            .unwrap_or(defaults.max_entries)
+            .clamp(16, 65_536 * 2),
+        classes,
+        on_release,
+    }))
 }
 
 /// A boolean flag given on the command line turns the setting on; otherwise

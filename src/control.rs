@@ -60,19 +60,32 @@ pub enum Request {
         phantoms: bool,
     },
     /// The terminal goes to sleep (`on: true`) or wakes up.
-    Sleep { on: bool },
+    Sleep {
+        on: bool,
+    },
     /// Subscribe: the connection then carries one event per line until closed.
     Events,
+    /// The last events (up to 100), oldest first.
+    History,
 }
 
 /// What the daemon answers.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum Response {
-    Status { ok: bool, status: Box<Status> },
+    Status {
+        ok: bool,
+        status: Box<Status>,
+    },
     /// Any other answer: the command's JSON result.
-    Data { ok: bool, data: serde_json::Value },
-    Error { ok: bool, error: String },
+    Data {
+        ok: bool,
+        data: serde_json::Value,
+    },
+    Error {
+        ok: bool,
+        error: String,
+    },
 }
 
 impl Response {
@@ -183,7 +196,13 @@ impl ControlServer {
         // holding the daemon back.
         let (events, _) = broadcast::channel(1024);
         tokio::spawn(accept_loop(listener, access, sender, events.clone()));
-        Ok((ControlServer { path: path.to_path_buf(), events }, receiver))
+        Ok((
+            ControlServer {
+                path: path.to_path_buf(),
+                events,
+            },
+            receiver,
+        ))
     }
 
     /// Sends an event to every subscriber (`portdial events --follow`).
@@ -235,7 +254,11 @@ async fn accept_loop(
 /// Longest request line accepted; anything longer is an error, not a buffer.
 const MAX_REQUEST: u64 = 64 * 1024;
 
-async fn serve_client(stream: UnixStream, sender: mpsc::Sender<Incoming>, events: broadcast::Sender<String>) {
+async fn serve_client(
+    stream: UnixStream,
+    sender: mpsc::Sender<Incoming>,
+    events: broadcast::Sender<String>,
+) {
     let (reader, mut writer) = stream.into_split();
     let mut lines = BufReader::new(tokio::io::AsyncReadExt::take(reader, MAX_REQUEST)).lines();
     // Idle clients are dropped so a flood of connections cannot pile up.
@@ -265,7 +288,10 @@ async fn serve_client(stream: UnixStream, sender: mpsc::Sender<Incoming>, events
 }
 
 /// Writes every event to a subscriber until it goes away.
-async fn stream_events<W: AsyncWriteExt + Unpin>(writer: &mut W, mut events: broadcast::Receiver<String>) {
+async fn stream_events<W: AsyncWriteExt + Unpin>(
+    writer: &mut W,
+    mut events: broadcast::Receiver<String>,
+) {
     loop {
         let line = match events.recv().await {
             Ok(line) => line,
@@ -274,7 +300,9 @@ async fn stream_events<W: AsyncWriteExt + Unpin>(writer: &mut W, mut events: bro
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if writer.write_all(line.as_bytes()).await.is_err() || writer.write_all(b"\n").await.is_err() {
+        if writer.write_all(line.as_bytes()).await.is_err()
+            || writer.write_all(b"\n").await.is_err()
+        {
             return;
         }
     }
@@ -284,13 +312,24 @@ async fn stream_events<W: AsyncWriteExt + Unpin>(writer: &mut W, mut events: bro
 pub async fn follow_events(path: &Path, mut each: impl FnMut(&str)) -> Result<(), ClientError> {
     let stream = UnixStream::connect(path)
         .await
-        .map_err(|source| ClientError::Connect { path: path.to_path_buf(), source })?;
+        .map_err(|source| ClientError::Connect {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let (reader, mut writer) = stream.into_split();
-    let mut line = serde_json::to_string(&Request::Events).map_err(|e| ClientError::Protocol(e.to_string()))?;
+    let mut line = serde_json::to_string(&Request::Events)
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
     line.push('\n');
-    writer.write_all(line.as_bytes()).await.map_err(|e| ClientError::Protocol(e.to_string()))?;
+    writer
+        .write_all(line.as_bytes())
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))?;
     let mut lines = BufReader::new(reader).lines();
-    while let Some(event) = lines.next_line().await.map_err(|e| ClientError::Protocol(e.to_string()))? {
+    while let Some(event) = lines
+        .next_line()
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))?
+    {
         each(&event);
     }
     Ok(())

@@ -7,7 +7,8 @@
 //! lost link when `persist` is set, with a holdoff that backs off
 //! exponentially on consecutive failures, up to `maxfail` of them.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
@@ -28,6 +29,8 @@ use crate::exit;
 use crate::hooks::{self, HookEnv, LinkStats};
 use crate::netlink::{LinkEvent, LinkWatcher, Netlink};
 use crate::packet_socket::{PacketSocket, PacketSocketError};
+use crate::ports::manager::{Outcome, PortEvent, PortManager, Trigger};
+use crate::ports::{Direction, Proto};
 use crate::resolv::PeerDns;
 use crate::state_file::{self, SessionState};
 use crate::tun::{Tun, TunError};
@@ -107,6 +110,15 @@ struct Daemon {
     peer_dns: Option<PeerDns>,
     /// The MSS to clamp SYNs to, from the negotiated MTU and `--mss-clamp`.
     mss: Option<u16>,
+    control: ControlServer,
+    ports: Option<PortManager>,
+    /// The last events, for `portdial events` without --follow.
+    recent_events: VecDeque<serde_json::Value>,
+    /// The link was lost and its ports released; the next dial's result is
+    /// reported (claim 7).
+    awaiting_redial: Option<String>,
+    /// The session's IPv4 address before the link was lost.
+    previous_address: Option<Ipv4Addr>,
 }
 
 /// Runs the dialer until it is told to stop or gives up.
@@ -155,7 +167,7 @@ pub async fn run(options: DialConfig) -> Exit {
         owner_uid: nix::unistd::geteuid().as_raw(),
         group,
     };
-    let (_control, mut requests) = match ControlServer::start(&options.control, access).await {
+    let (control, mut requests) = match ControlServer::start(&options.control, access).await {
         Ok(started) => started,
         Err(error) => return Exit::fail(exit::USAGE, error.to_string()),
     };
@@ -207,7 +219,17 @@ pub async fn run(options: DialConfig) -> Exit {
         exit: None,
         peer_dns: None,
         mss: None,
+        control,
+        ports: None,
+        recent_events: VecDeque::new(),
+        awaiting_redial: None,
+        previous_address: None,
     };
+    daemon.ports = daemon
+        .options
+        .ports
+        .clone()
+        .map(|config| PortManager::new(config, Instant::now()));
     tracing::info!(iface = %daemon.options.iface, mac = %our_mac, "portdial starting");
     daemon.clear_stale_session().await;
     let now = Instant::now();
@@ -239,11 +261,12 @@ pub async fn run(options: DialConfig) -> Exit {
             }
             result = tun_recv(daemon.tun.as_ref(), &mut tx[HEADROOM..]) => {
                 if let Ok(len) = result {
-                    daemon.on_tun_packet(&mut tx, len);
+                    let now = Instant::now();
+                    daemon.on_tun_packet(now, &mut tx, len);
                     for _ in 1..BATCH {
                         let Some(tun) = daemon.tun.as_ref() else { break };
                         match tun.try_recv(&mut tx[HEADROOM..]) {
-                            Ok(len) => daemon.on_tun_packet(&mut tx, len),
+                            Ok(len) => daemon.on_tun_packet(now, &mut tx, len),
                             Err(_) => break,
                         }
                     }
@@ -267,7 +290,7 @@ pub async fn run(options: DialConfig) -> Exit {
                     }
                 }
             }
-            Some(incoming) = requests.recv() => daemon.on_request(incoming),
+            Some(incoming) = requests.recv() => daemon.on_request(Instant::now(), incoming),
             _ = sigterm.recv() => daemon.on_signal(Instant::now()),
             _ = sigint.recv() => daemon.on_signal(Instant::now()),
         }
@@ -304,7 +327,8 @@ impl Daemon {
             Supervisor::Stopping { deadline } => Some(deadline),
             _ => None,
         };
-        [self.session.poll_timeout(), supervisor]
+        let ports = self.ports.as_ref().and_then(PortManager::next_wake);
+        [self.session.poll_timeout(), supervisor, ports]
             .into_iter()
             .flatten()
             .min()
@@ -366,6 +390,9 @@ impl Daemon {
         self.capture(frame);
         if let Received::Data { payload, .. } = self.session.handle_frame(now, frame) {
             let payload = datapath::downstream(frame, payload, self.mss, &mut self.counters);
+            if let Some(ports) = &mut self.ports {
+                ports.account(now, Direction::Rx, &frame[payload.clone()]);
+            }
             match &self.tun {
                 Some(tun) => {
                     if tun.try_send(&frame[payload]).is_err() {
@@ -377,11 +404,14 @@ impl Daemon {
         }
     }
 
-    fn on_tun_packet(&mut self, tx: &mut [u8], len: usize) {
+    fn on_tun_packet(&mut self, now: Instant, tx: &mut [u8], len: usize) {
         let Some(encap) = self.session.encap().copied() else {
             self.counters.tx_dropped += 1;
             return;
         };
+        if let (Some(ports), Some(packet)) = (&mut self.ports, tx.get(HEADROOM..HEADROOM + len)) {
+            ports.account(now, Direction::Tx, packet);
+        }
         if let Some(range) =
             datapath::upstream(tx, len, &encap, self.open, self.mss, &mut self.counters)
         {
@@ -407,6 +437,87 @@ impl Daemon {
             _ => {}
         }
         self.session.handle_timeout(now);
+        if let Some(outcome) = self
+            .ports
+            .as_mut()
+            .and_then(|ports| ports.handle_timeout(now))
+        {
+            self.apply(outcome);
+        }
+    }
+
+    /// Carries out what the port manager asked for: packets toward local
+    /// sockets into the TUN, resets toward the far ends through the session,
+    /// events to subscribers, logs and the release hook.
+    fn apply(&mut self, outcome: Outcome) {
+        for packet in &outcome.to_tun {
+            if let Some(tun) = &self.tun {
+                if let Err(error) = tun.try_send(packet) {
+                    tracing::debug!(%error, "cannot inject a reset into the TUN");
+                }
+            }
+        }
+        for packet in &outcome.to_session {
+            self.send_ip(packet);
+        }
+        let released = outcome
+            .events
+            .iter()
+            .filter(|e| matches!(e, PortEvent::PortReleased { .. }))
+            .count();
+        for event in outcome.events {
+            self.publish(&event);
+            if let (PortEvent::PortReleased { .. }, Some(script)) = (
+                &event,
+                self.ports
+                    .as_ref()
+                    .and_then(|p| p.config().on_release.clone()),
+            ) {
+                let env = release_env(&event);
+                tokio::task::spawn_blocking(move || run_release_hook(&script, &env));
+            }
+        }
+        // Claim 6: after releasing, check the session; the supervisor re-dials
+        // a session that is down.
+        if released > 0 {
+            let up = self.session.phase() == Phase::Running;
+            let action = if up { "none" } else { "redial" };
+            self.publish(&PortEvent::SessionChecked { up, action });
+        }
+    }
+
+    /// Sends an IP packet the daemon built itself through the session.
+    fn send_ip(&mut self, packet: &[u8]) {
+        let Some(encap) = self.session.encap().copied() else {
+            return;
+        };
+        let mut buf = vec![0u8; HEADROOM + packet.len()];
+        buf[HEADROOM..].copy_from_slice(packet);
+        let mut counters = Counters::default();
+        if let Some(range) = datapath::upstream(
+            &mut buf,
+            packet.len(),
+            &encap,
+            self.open,
+            None,
+            &mut counters,
+        ) {
+            self.capture(&buf[range.clone()].to_vec());
+            if let Err(error) = self.socket.try_send(&buf[range]) {
+                tracing::debug!(%error, "cannot send a reset to the far end");
+            }
+        }
+    }
+
+    /// Publishes an event to subscribers and keeps it for `portdial events`.
+    fn publish(&mut self, event: &PortEvent) {
+        self.control.publish(event);
+        if let Ok(value) = serde_json::to_value(event) {
+            if self.recent_events.len() == 100 {
+                self.recent_events.pop_front();
+            }
+            self.recent_events.push_back(value);
+        }
     }
 
     fn dial(&mut self, now: Instant) {
@@ -454,16 +565,78 @@ impl Daemon {
         }
     }
 
-    fn on_request(&mut self, incoming: Incoming) {
+    fn on_request(&mut self, now: Instant, incoming: Incoming) {
         let response = match incoming.request {
             Request::Status => Response::Status {
                 ok: true,
                 status: Box::new(self.status()),
             },
-            // The port manager's commands, until it runs in the daemon.
-            _ => Response::error("the port manager is not running"),
+            Request::History => Response::data(&self.recent_events),
+            // Answered by the control server itself.
+            Request::Events => Response::error("events are streamed by the control socket"),
+            request => self.port_request(now, request),
         };
         let _ = incoming.reply.send(response);
+    }
+
+    fn port_request(&mut self, now: Instant, request: Request) -> Response {
+        let Some(ports) = &mut self.ports else {
+            return Response::error("the port manager is off (--no-port-manager)");
+        };
+        if ports.addresses().is_empty() && !matches!(request, Request::Sleep { .. }) {
+            return Response::error("the session is not up: no ports to look at");
+        }
+        match request {
+            Request::Ports => {
+                // Judge now without acting, so the table is current.
+                let outcome = ports.scan(now, Trigger::Request, false);
+                Response::data(&outcome.rows)
+            }
+            Request::Scan => {
+                let outcome = ports.scan(now, Trigger::Request, true);
+                let rows = outcome.rows.clone();
+                let events = outcome.events.clone();
+                self.apply(outcome);
+                Response::data(serde_json::json!({ "ports": rows, "events": events }))
+            }
+            Request::Release { phantoms: true, .. } => {
+                let outcome = ports.scan(now, Trigger::Request, true);
+                let events = outcome.events.clone();
+                self.apply(outcome);
+                Response::data(serde_json::json!({ "events": events }))
+            }
+            Request::Release {
+                port: Some(port),
+                proto,
+                ..
+            } => {
+                let proto = match proto.as_deref() {
+                    None => None,
+                    Some("tcp") => Some(Proto::Tcp),
+                    Some("udp") => Some(Proto::Udp),
+                    Some(other) => {
+                        return Response::error(format!("unknown protocol {other:?}: tcp or udp"))
+                    }
+                };
+                match ports.release_port(now, proto, port) {
+                    Ok(outcome) => {
+                        let events = outcome.events.clone();
+                        self.apply(outcome);
+                        Response::data(serde_json::json!({ "events": events }))
+                    }
+                    Err(message) => Response::error(message),
+                }
+            }
+            Request::Release { .. } => Response::error("release needs a port or --phantoms"),
+            Request::Sleep { on } => {
+                ports.set_asleep(now, on);
+                tracing::info!(asleep = on, "terminal sleep state");
+                Response::data(serde_json::json!({ "asleep": on }))
+            }
+            Request::Status | Request::History | Request::Events => {
+                Response::error("unexpected request")
+            }
+        }
     }
 
     fn status(&self) -> Status {
@@ -544,6 +717,20 @@ impl Daemon {
                 self.open.ipv4 = true;
                 self.ipv4 = Some(info.clone());
                 self.mark_up(now);
+                if let Some(ports) = &mut self.ports {
+                    // Schedules the after-dial-up scan; sockets left on an
+                    // earlier address are judged phantom by it.
+                    ports.set_addresses(now, vec![IpAddr::V4(info.local)]);
+                }
+                if self.awaiting_redial.take().is_some() {
+                    let address_changed =
+                        self.previous_address.is_some_and(|old| old != info.local);
+                    self.publish(&PortEvent::RedialSucceeded {
+                        address: info.local.to_string(),
+                        address_changed,
+                    });
+                }
+                self.previous_address = Some(info.local);
                 self.run_hook(self.options.ip_up.clone(), &info, false)
                     .await;
             }
@@ -696,6 +883,28 @@ impl Daemon {
     }
 
     fn on_down(&mut self, now: Instant, cause: DownCause) {
+        let local_close = matches!(cause, DownCause::LocalClose { .. })
+            || matches!(self.supervisor, Supervisor::Stopping { .. });
+        let had_addresses = self
+            .ports
+            .as_ref()
+            .is_some_and(|p| !p.addresses().is_empty());
+        if !local_close && had_addresses {
+            // Claim 7: the link is gone, so every port on its address is dead:
+            // release them now, while the TUN and its address still exist.
+            let reason = cause.to_string();
+            if let Some(outcome) = self.ports.as_mut().map(|ports| ports.release_all(&reason)) {
+                self.apply(outcome);
+            }
+            self.awaiting_redial = Some(reason);
+        } else if !local_close && self.awaiting_redial.is_some() {
+            self.publish(&PortEvent::RedialFailed {
+                reason: cause.to_string(),
+            });
+        }
+        if let Some(ports) = &mut self.ports {
+            ports.set_addresses(now, Vec::new());
+        }
         // The TUN goes with the session: dropping it removes the interface and
         // its routes.
         self.tun = None;
@@ -750,6 +959,68 @@ pub async fn status(path: &std::path::Path) -> Result<Status, String> {
         Ok(Response::Error { error, .. }) => Err(error),
         Ok(Response::Data { .. }) => Err("unexpected answer to a status request".into()),
         Err(error) => Err(error.to_string()),
+    }
+}
+
+/// The environment of the `--on-release` hook: the event's fields.
+fn release_env(event: &PortEvent) -> Vec<(String, String)> {
+    let mut env = vec![("PORTDIAL_EVENT".to_string(), "port_released".to_string())];
+    if let PortEvent::PortReleased {
+        proto,
+        port,
+        pid,
+        app,
+        reason,
+        reconnect,
+        method,
+    } = event
+    {
+        env.push(("PORTDIAL_PROTO".into(), proto.to_string()));
+        env.push(("PORTDIAL_PORT".into(), port.to_string()));
+        env.push((
+            "PORTDIAL_PID".into(),
+            pid.map(|p| p.to_string()).unwrap_or_default(),
+        ));
+        env.push(("PORTDIAL_APP".into(), app.clone().unwrap_or_default()));
+        env.push(("PORTDIAL_REASON".into(), reason.clone()));
+        env.push(("PORTDIAL_RECONNECT".into(), reconnect.to_string()));
+        env.push(("PORTDIAL_METHOD".into(), method.to_string()));
+    }
+    env
+}
+
+/// Runs the release hook (on the blocking pool), bounded like the ip-up hooks.
+fn run_release_hook(script: &std::path::Path, env: &[(String, String)]) {
+    let mut command = std::process::Command::new(script);
+    command
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    match command.spawn() {
+        Ok(mut child) => {
+            let deadline = Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(std::time::Duration::from_millis(20))
+                    }
+                    _ => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        tracing::warn!(script = %script.display(), "the release hook did not finish in 30 s: killed");
+                        break;
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, script = %script.display(), "the release hook could not run")
+        }
     }
 }
 

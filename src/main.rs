@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use portdial::config::{DialArgs, DialConfig};
+use portdial::control::{self, Request, Response};
 use portdial::packet_socket::{PacketSocket, PacketSocketError};
+use portdial::ports::manager::{render as render_rows, PortRow};
 use portdial::{daemon, discover, exit, replay};
 use portdial_ppp::discovery::DiscoveryConfig;
 use tracing_subscriber::EnvFilter;
@@ -34,6 +36,16 @@ enum Command {
     Status(StatusArgs),
     /// Send PADI and list every access concentrator that answers.
     Discover(DiscoverArgs),
+    /// The session's ports: traffic, owner, class, verdict and why.
+    Ports(JsonArgs),
+    /// Scan and judge the session's ports now, releasing phantoms.
+    Scan(JsonArgs),
+    /// Release a port (destroy its socket, reset both ends), or every phantom.
+    Release(ReleaseArgs),
+    /// Tell the port manager the terminal sleeps (`on`) or woke up (`off`).
+    Sleep(SleepArgs),
+    /// Port manager events: released ports, scans, link loss, re-dials.
+    Events(EventsArgs),
     /// Decode a pcap or pcapng capture of PPPoE/PPP traffic and summarize
     /// its sessions.
     Replay(ReplayArgs),
@@ -48,6 +60,61 @@ struct StatusArgs {
     /// Print the status as one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct JsonArgs {
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", default_value = "/run/portdial.sock")]
+    control: PathBuf,
+
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct ReleaseArgs {
+    /// The local port to release.
+    #[arg(required_unless_present = "phantoms", conflicts_with = "phantoms")]
+    port: Option<u16>,
+
+    /// Only this protocol's socket on the port.
+    #[arg(long, value_parser = ["tcp", "udp"])]
+    proto: Option<String>,
+
+    /// Release every port judged phantom now.
+    #[arg(long)]
+    phantoms: bool,
+
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", default_value = "/run/portdial.sock")]
+    control: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct SleepArgs {
+    #[arg(value_parser = ["on", "off"])]
+    state: String,
+
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", default_value = "/run/portdial.sock")]
+    control: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct EventsArgs {
+    /// Keep printing events as they happen (otherwise: the last ones, then exit).
+    #[arg(long)]
+    follow: bool,
+
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", default_value = "/run/portdial.sock")]
+    control: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -111,6 +178,47 @@ fn main() -> ExitCode {
             match other {
                 Command::Status(args) => run_status(&args),
                 Command::Discover(args) => run_discover(&args),
+                Command::Ports(args) => run_control(&args.control, &Request::Ports, |data| {
+                    if args.json {
+                        println!("{data}");
+                    } else {
+                        let rows: Vec<PortRow> =
+                            serde_json::from_value(data.clone()).unwrap_or_default();
+                        print!("{}", render_rows(&rows));
+                    }
+                }),
+                Command::Scan(args) => run_control(&args.control, &Request::Scan, |data| {
+                    if args.json {
+                        println!("{data}");
+                    } else {
+                        let rows: Vec<PortRow> =
+                            serde_json::from_value(data["ports"].clone()).unwrap_or_default();
+                        print!("{}", render_rows(&rows));
+                        print_events(&data["events"], false);
+                    }
+                }),
+                Command::Release(args) => {
+                    let request = Request::Release {
+                        port: args.port,
+                        proto: args.proto.clone(),
+                        phantoms: args.phantoms,
+                    };
+                    run_control(&args.control, &request, |data| {
+                        print_events(&data["events"], false)
+                    })
+                }
+                Command::Sleep(args) => {
+                    let request = Request::Sleep {
+                        on: args.state == "on",
+                    };
+                    run_control(&args.control, &request, |data| {
+                        println!("asleep: {}", data["asleep"])
+                    })
+                }
+                Command::Events(args) if args.follow => run_follow(&args.control, args.json),
+                Command::Events(args) => run_control(&args.control, &Request::History, |data| {
+                    print_events(data, args.json)
+                }),
                 Command::Replay(args) => run_replay(&args),
                 Command::Dial(_) => unreachable!("handled above"),
             }
@@ -171,6 +279,88 @@ fn run_dial(args: &DialArgs) -> u8 {
         eprintln!("portdial: {message}");
     }
     outcome.code
+}
+
+/// One request to the daemon; `show` prints a successful answer's data.
+fn run_control(
+    path: &std::path::Path,
+    request: &Request,
+    show: impl FnOnce(&serde_json::Value),
+) -> u8 {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("portdial: cannot start the runtime: {error}");
+            return exit::INTERNAL_ERROR;
+        }
+    };
+    match runtime.block_on(control::request(path, request)) {
+        Ok(Response::Data { data, .. }) => {
+            show(&data);
+            exit::OK
+        }
+        Ok(Response::Error { error, .. }) => {
+            eprintln!("portdial: {error}");
+            exit::INTERNAL_ERROR
+        }
+        Ok(Response::Status { .. }) => {
+            eprintln!("portdial: unexpected answer from the daemon");
+            exit::INTERNAL_ERROR
+        }
+        Err(error) => {
+            eprintln!("portdial: {error}");
+            exit::INTERNAL_ERROR
+        }
+    }
+}
+
+fn run_follow(path: &std::path::Path, json: bool) -> u8 {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("portdial: cannot start the runtime: {error}");
+            return exit::INTERNAL_ERROR;
+        }
+    };
+    let result = runtime.block_on(control::follow_events(path, |line| {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or(serde_json::Value::Null);
+        print_events(&serde_json::Value::Array(vec![event]), json);
+        let _ = io::stdout().flush();
+    }));
+    match result {
+        Ok(()) => exit::OK,
+        Err(error) => {
+            eprintln!("portdial: {error}");
+            exit::INTERNAL_ERROR
+        }
+    }
+}
+
+/// Prints events, one per line: JSON, or `event key=value ...`.
+fn print_events(events: &serde_json::Value, json: bool) {
+    for event in events.as_array().into_iter().flatten() {
+        if json {
+            println!("{event}");
+            continue;
+        }
+        let Some(fields) = event.as_object() else {
+            continue;
+        };
+        let name = fields
+            .get("event")
+            .and_then(|e| e.as_str())
+            .unwrap_or("event");
+        let rest: Vec<String> = fields
+            .iter()
+            .filter(|(k, _)| k.as_str() != "event")
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => format!("{k}={s:?}"),
+                other => format!("{k}={other}"),
+            })
+            .collect();
+        println!("{name} {}", rest.join(" "));
+    }
 }
 
 fn run_status(args: &StatusArgs) -> u8 {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// What the manager does with a phantom port of the class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Destroy the socket and reset both ends.
@@ -67,7 +67,15 @@ impl Default for Classes {
                     name: "im".into(),
                     window: Duration::from_secs(30 * 60),
                     mode: Mode::Release,
-                    processes: names(&["signal-desktop", "telegram-deskt", "element", "slack", "pidgin", "wechat", "qq"]),
+                    processes: names(&[
+                        "signal-desktop",
+                        "telegram-deskt",
+                        "element",
+                        "slack",
+                        "pidgin",
+                        "wechat",
+                        "qq",
+                    ]),
                     uids: Vec::new(),
                     // XMPP client and TLS, MQTT and MQTT over TLS.
                     remote_ports: vec![5222, 5223, 1883, 8883],
@@ -76,7 +84,15 @@ impl Default for Classes {
                     name: "video-download".into(),
                     window: Duration::from_secs(60),
                     mode: Mode::Release,
-                    processes: names(&["vlc", "mpv", "ffmpeg", "wget", "curl", "aria2c", "transmission-da"]),
+                    processes: names(&[
+                        "vlc",
+                        "mpv",
+                        "ffmpeg",
+                        "wget",
+                        "curl",
+                        "aria2c",
+                        "transmission-da",
+                    ]),
                     uids: Vec::new(),
                     // RTSP, RTMP.
                     remote_ports: vec![554, 1935],
@@ -97,7 +113,11 @@ impl Default for Classes {
 impl Classes {
     /// Configured classes (tried first, in order), then the built-in ones;
     /// `default_window` / `default_mode` set the catch-all class.
-    pub fn new(configured: Vec<AppClass>, default_window: Option<Duration>, default_mode: Option<Mode>) -> Classes {
+    pub fn new(
+        configured: Vec<AppClass>,
+        default_window: Option<Duration>,
+        default_mode: Option<Mode>,
+    ) -> Classes {
         let mut classes = Classes::default();
         let builtin = std::mem::take(&mut classes.classes);
         classes.classes = configured;
@@ -124,8 +144,16 @@ impl Classes {
         self
     }
 
-    pub fn classify(&self, comm: Option<&str>, uid: Option<u32>, remote_port: Option<u16>) -> &AppClass {
-        self.classes.iter().find(|class| class.matches(comm, uid, remote_port)).unwrap_or(&self.default)
+    pub fn classify(
+        &self,
+        comm: Option<&str>,
+        uid: Option<u32>,
+        remote_port: Option<u16>,
+    ) -> &AppClass {
+        self.classes
+            .iter()
+            .find(|class| class.matches(comm, uid, remote_port))
+            .unwrap_or(&self.default)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &AppClass> {
@@ -140,9 +168,20 @@ mod tests {
     #[test]
     fn defaults_follow_the_patent() {
         let classes = Classes::default();
-        assert_eq!(classes.classify(Some("wget"), None, None).window, Duration::from_secs(60));
-        assert_eq!(classes.classify(None, None, Some(5222)).window, Duration::from_secs(1800));
-        assert_eq!(classes.classify(Some("firefox"), Some(1000), Some(443)).name, "default");
+        assert_eq!(
+            classes.classify(Some("wget"), None, None).window,
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            classes.classify(None, None, Some(5222)).window,
+            Duration::from_secs(1800)
+        );
+        assert_eq!(
+            classes
+                .classify(Some("firefox"), Some(1000), Some(443))
+                .name,
+            "default"
+        );
         assert_eq!(classes.classify(None, None, None).window, DEFAULT_WINDOW);
     }
 
@@ -165,16 +204,31 @@ mod tests {
         .unwrap();
         let classes = Classes::new(file.class, Some(Duration::from_secs(120)), None);
         let probe = classes.classify(None, None, Some(5222));
-        assert_eq!((probe.name.as_str(), probe.window, probe.mode), ("probe", Duration::from_secs(90), Mode::Observe));
+        assert_eq!(
+            (probe.name.as_str(), probe.window, probe.mode),
+            ("probe", Duration::from_secs(90), Mode::Observe)
+        );
         assert_eq!(classes.classify(None, Some(1234), None).name, "probe");
-        assert_eq!(classes.classify(Some("mpv"), None, None).name, "video-download");
-        assert_eq!(classes.classify(None, None, None).window, Duration::from_secs(120));
-        assert!(classes.clone().with_mode(Mode::Observe).iter().all(|c| c.mode == Mode::Observe));
+        assert_eq!(
+            classes.classify(Some("mpv"), None, None).name,
+            "video-download"
+        );
+        assert_eq!(
+            classes.classify(None, None, None).window,
+            Duration::from_secs(120)
+        );
+        assert!(classes
+            .clone()
+            .with_mode(Mode::Observe)
+            .iter()
+            .all(|c| c.mode == Mode::Observe));
     }
 
     #[test]
     fn unknown_keys_are_errors() {
-        let error = toml::from_str::<AppClass>("name = \"x\"\nwindow = \"1m\"\nprocess = [\"a\"]\n").unwrap_err();
+        let error =
+            toml::from_str::<AppClass>("name = \"x\"\nwindow = \"1m\"\nprocess = [\"a\"]\n")
+                .unwrap_err();
         assert!(error.to_string().contains("process"), "{error}");
     }
 }

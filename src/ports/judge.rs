@@ -18,13 +18,13 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::sockets::SocketState;
 use super::table::PortEntry;
 use super::{Proto, Tick};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Alive,
@@ -54,7 +54,10 @@ pub struct Judgement {
 
 impl Judgement {
     fn new(verdict: Verdict, reason: impl Into<String>) -> Judgement {
-        Judgement { verdict, reason: reason.into() }
+        Judgement {
+            verdict,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -121,7 +124,10 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
     if !attributable(socket.local.ip(), context.session_addresses) {
         return Judgement::new(
             Verdict::Phantom,
-            format!("bound to {}, which the session no longer has", socket.local.ip()),
+            format!(
+                "bound to {}, which the session no longer has",
+                socket.local.ip()
+            ),
         );
     }
     if !socket.has_owner {
@@ -141,7 +147,13 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
         if long_enough {
             Judgement::new(Verdict::Phantom, what)
         } else {
-            Judgement::new(Verdict::Suspect, format!("{what} (watched {} of the {window} window)", human(observed)))
+            Judgement::new(
+                Verdict::Suspect,
+                format!(
+                    "{what} (watched {} of the {window} window)",
+                    human(observed)
+                ),
+            )
         }
     };
 
@@ -154,14 +166,28 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
         if moved_while_asleep {
             return Judgement::new(
                 Verdict::Phantom,
-                format!("moves data while the terminal sleeps (asleep for {})", human(age(now, since))),
+                format!(
+                    "moves data while the terminal sleeps (asleep for {})",
+                    human(age(now, since))
+                ),
             );
         }
     }
 
     if socket.state == SocketState::CloseWait {
-        let quiet_for = age(now, entry.last_tx.into_iter().chain(entry.last_rx).max().unwrap_or(entry.first_seen));
-        let what = format!("CLOSE-WAIT for {}: the peer closed and the application never did", human(quiet_for));
+        let quiet_for = age(
+            now,
+            entry
+                .last_tx
+                .into_iter()
+                .chain(entry.last_rx)
+                .max()
+                .unwrap_or(entry.first_seen),
+        );
+        let what = format!(
+            "CLOSE-WAIT for {}: the peer closed and the application never did",
+            human(quiet_for)
+        );
         return if quiet_for >= window_ms {
             Judgement::new(Verdict::Phantom, what)
         } else {
@@ -170,18 +196,29 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
     }
 
     let syn_only = socket.proto == Proto::Tcp && socket.state == SocketState::SynSent;
-    let tx = within(now, entry.last_tx_data, window_ms) || (syn_only && within(now, entry.last_tx, window_ms));
+    let tx = within(now, entry.last_tx_data, window_ms)
+        || (syn_only && within(now, entry.last_tx, window_ms));
     let rx = within(now, entry.last_rx_data, window_ms);
     match (tx, rx) {
-        (true, true) => Judgement::new(Verdict::Alive, format!("sent and received data within {window}")),
-        (false, false) => Judgement::new(Verdict::Idle, format!("no data either way within {window}")),
+        (true, true) => Judgement::new(
+            Verdict::Alive,
+            format!("sent and received data within {window}"),
+        ),
+        (false, false) => {
+            Judgement::new(Verdict::Idle, format!("no data either way within {window}"))
+        }
         (true, false) => match socket.proto {
             Proto::Tcp if syn_only || (entry.syn_tx > 0 && entry.rx_packets == 0) => {
-                lasting(format!("tx only for {}, {} SYNs unanswered", human(observed), entry.syn_tx))
+                lasting(format!(
+                    "tx only for {}, {} SYNs unanswered",
+                    human(observed),
+                    entry.syn_tx
+                ))
             }
-            Proto::Tcp if within(now, entry.last_ack_progress, window_ms) => {
-                Judgement::new(Verdict::Alive, "tx only, but the peer acknowledges our data")
-            }
+            Proto::Tcp if within(now, entry.last_ack_progress, window_ms) => Judgement::new(
+                Verdict::Alive,
+                "tx only, but the peer acknowledges our data",
+            ),
             Proto::Tcp => lasting(format!(
                 "tx only for {}: {} data packets, the peer acknowledges nothing new",
                 human(observed),
@@ -197,15 +234,24 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
             )),
         },
         (false, true) => match socket.proto {
-            Proto::Tcp if entry.zero_window_since.is_some_and(|t| age(now, t) >= window_ms) => Judgement::new(
-                Verdict::Phantom,
-                format!(
-                    "rx only: the application stopped reading (zero window for {})",
-                    human(age(now, entry.zero_window_since.unwrap_or(now)))
-                ),
-            ),
+            Proto::Tcp
+                if entry
+                    .zero_window_since
+                    .is_some_and(|t| age(now, t) >= window_ms) =>
+            {
+                Judgement::new(
+                    Verdict::Phantom,
+                    format!(
+                        "rx only: the application stopped reading (zero window for {})",
+                        human(age(now, entry.zero_window_since.unwrap_or(now)))
+                    ),
+                )
+            }
             Proto::Tcp if entry.request_seen && within(now, entry.last_rx_progress, window_ms) => {
-                Judgement::new(Verdict::Alive, "rx only: the response to a request is still arriving")
+                Judgement::new(
+                    Verdict::Alive,
+                    "rx only: the response to a request is still arriving",
+                )
             }
             Proto::Tcp => lasting(format!(
                 "rx only for {}: {} data packets arrive and no request was sent",
@@ -213,7 +259,10 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
                 entry.rx_data_packets
             )),
             Proto::Udp if entry.request_seen && within(now, entry.last_answer, window_ms) => {
-                Judgement::new(Verdict::Alive, "rx only: answers to earlier requests still arrive")
+                Judgement::new(
+                    Verdict::Alive,
+                    "rx only: answers to earlier requests still arrive",
+                )
             }
             Proto::Udp => lasting(format!(
                 "rx only for {}: {} datagrams arrive and none was asked for",
@@ -235,17 +284,30 @@ mod tests {
     const MIN: u32 = 60_000;
 
     fn entry(proto: Proto, first_seen: Tick) -> PortEntry {
-        let remote = Remote { ip: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)), port: 443 };
+        let remote = Remote {
+            ip: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)),
+            port: 443,
+        };
         PortEntry::new(proto, 40000, IpAddr::V4(LOCAL), remote, first_seen)
     }
 
     fn socket(proto: Proto, state: SocketState) -> SocketView {
-        SocketView { proto, local: SocketAddr::new(IpAddr::V4(LOCAL), 40000), state, has_owner: true }
+        SocketView {
+            proto,
+            local: SocketAddr::new(IpAddr::V4(LOCAL), 40000),
+            state,
+            has_owner: true,
+        }
     }
 
     fn context(now: Tick) -> Context<'static> {
         static ADDRESSES: [IpAddr; 1] = [IpAddr::V4(LOCAL)];
-        Context { now, window: Duration::from_secs(300), asleep_since: None, session_addresses: &ADDRESSES }
+        Context {
+            now,
+            window: Duration::from_secs(300),
+            asleep_since: None,
+            session_addresses: &ADDRESSES,
+        }
     }
 
     fn verdict(e: &PortEntry, s: &SocketView, c: &Context<'_>) -> (Verdict, String) {
@@ -258,7 +320,11 @@ mod tests {
         let mut e = entry(Proto::Tcp, 0);
         e.last_tx_data = Some(9 * MIN);
         e.last_rx_data = Some(9 * MIN);
-        let (v, reason) = verdict(&e, &socket(Proto::Tcp, SocketState::Established), &context(10 * MIN));
+        let (v, reason) = verdict(
+            &e,
+            &socket(Proto::Tcp, SocketState::Established),
+            &context(10 * MIN),
+        );
         assert_eq!(v, Verdict::Alive);
         assert_eq!(reason, "sent and received data within 5m");
     }
@@ -292,7 +358,10 @@ mod tests {
         e.last_ack_progress = Some(MIN);
         let (v, reason) = verdict(&e, &s, &context(10 * MIN));
         assert_eq!(v, Verdict::Phantom);
-        assert!(reason.starts_with("tx only for 10m: 100 data packets"), "{reason}");
+        assert!(
+            reason.starts_with("tx only for 10m: 100 data packets"),
+            "{reason}"
+        );
     }
 
     #[test]
@@ -306,7 +375,13 @@ mod tests {
         e.last_tx = Some(10 * MIN); // pure ACKs only
         let s = socket(Proto::Tcp, SocketState::Established);
         let (v, reason) = verdict(&e, &s, &context(10 * MIN));
-        assert_eq!((v, reason.as_str()), (Verdict::Alive, "rx only: the response to a request is still arriving"));
+        assert_eq!(
+            (v, reason.as_str()),
+            (
+                Verdict::Alive,
+                "rx only: the response to a request is still arriving"
+            )
+        );
         e.request_seen = false;
         assert_eq!(verdict(&e, &s, &context(10 * MIN)).0, Verdict::Phantom);
         // An application that stopped reading: zero window for the whole window.
@@ -324,7 +399,10 @@ mod tests {
         e.last_tx_data = Some(10 * MIN);
         let s = socket(Proto::Udp, SocketState::Established);
         let (v, reason) = verdict(&e, &s, &context(10 * MIN));
-        assert_eq!((v, reason.as_str()), (Verdict::Phantom, "tx only for 10m: 30 datagrams unanswered"));
+        assert_eq!(
+            (v, reason.as_str()),
+            (Verdict::Phantom, "tx only for 10m: 30 datagrams unanswered")
+        );
         e.last_answer = Some(9 * MIN);
         e.last_rx_data = Some(9 * MIN);
         assert_eq!(verdict(&e, &s, &context(10 * MIN)).0, Verdict::Alive);
@@ -340,7 +418,13 @@ mod tests {
         s.has_owner = true;
         s.local = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)), 40000);
         let (v, reason) = verdict(&e, &s, &context(60 * MIN));
-        assert_eq!((v, reason.as_str()), (Verdict::Phantom, "bound to 192.0.2.11, which the session no longer has"));
+        assert_eq!(
+            (v, reason.as_str()),
+            (
+                Verdict::Phantom,
+                "bound to 192.0.2.11, which the session no longer has"
+            )
+        );
         // The wildcard and the IPv4-mapped form of our address are ours.
         s.local = "[::ffff:192.0.2.10]:40000".parse().unwrap();
         assert_eq!(verdict(&e, &s, &context(60 * MIN)).0, Verdict::Idle);
@@ -352,7 +436,10 @@ mod tests {
         let s = socket(Proto::Tcp, SocketState::CloseWait);
         let (v, reason) = verdict(&e, &s, &context(7 * MIN));
         assert_eq!(v, Verdict::Phantom);
-        assert_eq!(reason, "CLOSE-WAIT for 6m: the peer closed and the application never did");
+        assert_eq!(
+            reason,
+            "CLOSE-WAIT for 6m: the peer closed and the application never did"
+        );
         assert_eq!(verdict(&e, &s, &context(2 * MIN)).0, Verdict::Suspect);
     }
 
@@ -367,7 +454,13 @@ mod tests {
         assert_eq!(verdict(&e, &s, &c).0, Verdict::Alive);
         c.asleep_since = Some(10 * MIN);
         let (v, reason) = verdict(&e, &s, &c);
-        assert_eq!((v, reason.as_str()), (Verdict::Phantom, "moves data while the terminal sleeps (asleep for 11m)"));
+        assert_eq!(
+            (v, reason.as_str()),
+            (
+                Verdict::Phantom,
+                "moves data while the terminal sleeps (asleep for 11m)"
+            )
+        );
         // Data only before the sleep: not judged by the sleep rule.
         c.asleep_since = Some(20 * MIN + 1);
         assert_eq!(verdict(&e, &s, &c).0, Verdict::Alive);
@@ -378,7 +471,10 @@ mod tests {
         let s = socket(Proto::Tcp, SocketState::Listen);
         assert_eq!(judge(None, &s, &context(MIN)).verdict, Verdict::Idle);
         let s = socket(Proto::Udp, SocketState::Close);
-        assert_eq!(judge(None, &s, &context(MIN)).reason, "no traffic through the session yet");
+        assert_eq!(
+            judge(None, &s, &context(MIN)).reason,
+            "no traffic through the session yet"
+        );
     }
 
     #[test]

@@ -148,6 +148,16 @@ struct ReplayArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+
+    /// Run the port manager's accounting and judge over the capture's data
+    /// traffic (capture timestamps, no owners) and print the port table.
+    #[arg(long)]
+    ports: bool,
+
+    /// With --ports: judge every port over this window (e.g. `30s`) instead of
+    /// its class's.
+    #[arg(long, requires = "ports", value_parser = humantime::parse_duration)]
+    window: Option<std::time::Duration>,
 }
 
 fn main() -> ExitCode {
@@ -465,7 +475,18 @@ fn run_replay(args: &ReplayArgs) -> u8 {
         "decoded {path}"
     );
     let mut out = BufWriter::new(io::stdout().lock());
-    let written = if args.json {
+    let written = if args.ports {
+        match replay::ports::ports(&capture, &report, args.window) {
+            Ok(rows) if args.json => serde_json::to_writer(&mut out, &rows)
+                .map_err(io::Error::from)
+                .and_then(|()| writeln!(out)),
+            Ok(rows) => out.write_all(render_rows(&rows).as_bytes()),
+            Err(error) => {
+                eprintln!("portdial: {path}: {error}");
+                return exit::BAD_INPUT;
+            }
+        }
+    } else if args.json {
         serde_json::to_writer(&mut out, &report)
             .map_err(io::Error::from)
             .and_then(|()| writeln!(out))

@@ -107,6 +107,7 @@
 mod capture;
 mod ip;
 mod link;
+pub mod ports;
 mod ppp;
 mod session;
 mod text;
@@ -212,6 +213,28 @@ pub struct RawFrame<'a> {
     /// The frame's length on the wire, which may exceed `data`.
     pub original_len: u32,
     pub data: &'a [u8],
+}
+
+/// Whatever consumes a capture's records: the [`Decoder`], or the port
+/// accounting of `replay --ports`.
+pub trait FrameSink {
+    fn push_frame(&mut self, frame: RawFrame<'_>);
+    fn push_file_error(&mut self, error: String);
+}
+
+impl FrameSink for Decoder {
+    fn push_frame(&mut self, frame: RawFrame<'_>) {
+        Decoder::push_frame(self, frame)
+    }
+
+    fn push_file_error(&mut self, error: String) {
+        Decoder::push_file_error(self, error)
+    }
+}
+
+/// Feeds every record of a capture file to `sink`.
+pub fn read_frames(capture: &[u8], sink: &mut impl FrameSink) -> Result<(), CaptureError> {
+    capture::read(capture, sink)
 }
 
 /// Decodes frames one by one and keeps track of the sessions they belong

@@ -11,7 +11,7 @@ use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption
 use pcap_file::pcapng::{Block, PcapNgParser};
 use pcap_file::{PcapError, TsResolution};
 
-use super::{CaptureError, Decoder, RawFrame};
+use super::{CaptureError, FrameSink, RawFrame};
 
 const PCAP_MAGICS: [[u8; 4]; 4] = [
     [0xa1, 0xb2, 0xc3, 0xd4],
@@ -25,7 +25,7 @@ const PCAP_RECORD_HEADER_LEN: usize = 16;
 const NANOS_PER_SECOND: i128 = 1_000_000_000;
 
 /// Feeds every record of `capture` to `decoder`.
-pub(crate) fn read(capture: &[u8], decoder: &mut Decoder) -> Result<(), CaptureError> {
+pub(crate) fn read(capture: &[u8], decoder: &mut impl FrameSink) -> Result<(), CaptureError> {
     let magic = match capture.get(..4) {
         Some(magic) => magic,
         None if capture.is_empty() => return Err(CaptureError::Empty),
@@ -46,7 +46,7 @@ pub(crate) fn read(capture: &[u8], decoder: &mut Decoder) -> Result<(), CaptureE
     }
 }
 
-fn read_pcap(capture: &[u8], decoder: &mut Decoder) -> Result<(), CaptureError> {
+fn read_pcap(capture: &[u8], decoder: &mut impl FrameSink) -> Result<(), CaptureError> {
     let (mut rest, parser) = PcapParser::new(capture).map_err(|error| match error {
         PcapError::IncompleteBuffer => CaptureError::TruncatedHeader {
             format: "pcap",
@@ -154,7 +154,7 @@ impl Resolution {
     }
 }
 
-fn read_pcapng(capture: &[u8], decoder: &mut Decoder) -> Result<(), CaptureError> {
+fn read_pcapng(capture: &[u8], decoder: &mut impl FrameSink) -> Result<(), CaptureError> {
     let (mut rest, mut parser) = PcapNgParser::new(capture).map_err(|error| match error {
         PcapError::IncompleteBuffer => CaptureError::TruncatedHeader {
             format: "pcapng",

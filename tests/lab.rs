@@ -590,3 +590,101 @@ fn record_pap_and_chap_sessions() {
         );
     }
 }
+
+/// `portdial release PORT` destroys the socket; the example application
+/// (examples/reconnect.rs) hears of it on the event stream and connects again;
+/// the `--on-release` hook gets the event's fields.
+#[test]
+fn released_port_is_reconnected_by_the_example_application() {
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
+    let lab = Lab::up("reconnect", &["--auth", "pap"]);
+    let password = password_file(&lab, PASSWORD);
+    let hook = lab.dir.join("on-release.sh");
+    std::fs::write(
+        &hook,
+        format!("#!/bin/sh\nenv > {}/on-release.env\n", lab.dir.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let hook_arg = hook.to_string_lossy().into_owned();
+    let mut dialer = lab.dial(&[
+        "--user",
+        USER,
+        "--password-file",
+        &password,
+        "--on-release",
+        &hook_arg,
+    ]);
+    dialer.wait_up(Duration::from_secs(20));
+    let example = portdial().parent().unwrap().join("examples/reconnect");
+    assert!(
+        example.exists(),
+        "build the example first: cargo build --example reconnect"
+    );
+    let out = lab.dir.join("reconnect.out");
+    let mut app = Command::new("ip")
+        .args(["netns", "exec", &lab.client_ns()])
+        .arg(&example)
+        .args(["--server", "192.0.2.1:7", "--control"])
+        .arg(&dialer.control)
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first_port = || {
+        file_text(&out)
+            .lines()
+            .find_map(|l| l.strip_prefix("connected local_port=").map(str::to_string))
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || first_port().is_some()),
+        "{}",
+        file_text(&out)
+    );
+    let port = first_port().unwrap();
+    let release = Command::new(portdial())
+        .args(["release", &port, "--proto", "tcp", "--control"])
+        .arg(&dialer.control)
+        .output()
+        .unwrap();
+    assert!(
+        release.status.success(),
+        "{}",
+        String::from_utf8_lossy(&release.stderr)
+    );
+    let released = String::from_utf8_lossy(&release.stdout).into_owned();
+    assert!(
+        released.contains("port_released") && released.contains(&format!("port={port}")),
+        "{released}"
+    );
+    assert!(
+        released.contains(&format!("pid={}", app.id())),
+        "the owner is the application: {released}"
+    );
+    // The application connects again, from a new port.
+    let reconnected = eventually(Duration::from_secs(10), || {
+        file_text(&out).matches("connected local_port=").count() >= 2
+    });
+    let _ = app.kill();
+    let _ = app.wait();
+    let text = file_text(&out);
+    assert!(reconnected, "{text}");
+    assert!(
+        text.contains("ConnectionAborted") || text.contains("reconnecting as advised"),
+        "{text}"
+    );
+    let env = file_text(&lab.dir.join("on-release.env"));
+    for expected in [
+        "PORTDIAL_EVENT=port_released",
+        &format!("PORTDIAL_PORT={port}"),
+        "PORTDIAL_PROTO=tcp",
+        "PORTDIAL_RECONNECT=advised",
+    ] {
+        assert!(
+            env.contains(expected),
+            "on-release hook environment lacks {expected}:\n{env}"
+        );
+    }
+}

@@ -399,16 +399,138 @@ impl Verdicts {
     }
 }
 
-/// A failed expectation, kept so every scenario runs and the figures print
-/// before the suite fails.
+/// What the phases share: the lab, the labelled ports and what was seen.
+struct Suite {
+    lab: Lab,
+    labels: Vec<Labelled>,
+    verdicts: Verdicts,
+    /// Failed expectations, kept so every phase runs and the figures print
+    /// before the suite fails.
+    problems: Vec<String>,
+    /// Expectations the daemon does not meet today (see the KNOWN BUG
+    /// comments): reported, and fatal only with PORTDIAL_PORTS_STRICT=1.
+    known_bugs: Vec<String>,
+    facts: serde_json::Map<String, Value>,
+}
+
+/// `check!(suite, condition, "message {}", ...)`: records a failed expectation.
 macro_rules! check {
-    ($problems:expr, $condition:expr, $($message:tt)+) => {
+    ($suite:expr, $condition:expr, $($message:tt)+) => {
         if !$condition {
             let message = format!($($message)+);
             eprintln!("CHECK FAILED: {message}");
-            $problems.push(message);
+            $suite.problems.push(message);
         }
     };
+}
+
+/// How long an app may take to start and do its first exchange.
+const APP_START: Duration = Duration::from_secs(10);
+/// How long an app may take to notice its socket was destroyed.
+const APP_NOTICE: Duration = Duration::from_secs(5);
+
+impl Suite {
+    fn label(&mut self, label: Labelled) -> usize {
+        self.labels.push(label);
+        self.labels.len() - 1
+    }
+
+    /// Notes the verdict of a labelled port in `rows`; returns it and the row.
+    fn note(&mut self, index: usize, rows: &[Value]) -> (Option<String>, Option<Value>) {
+        let label = &self.labels[index];
+        let row = find_row(rows, label.proto, label.port).cloned();
+        let verdict = self.verdicts.note(label.scenario, row.as_ref());
+        (verdict, row)
+    }
+
+    /// Waits for the release of a labelled port after `after`; checks that
+    /// its owner is the app and that the reason says `reason`.
+    fn expect_release(
+        &mut self,
+        events: &EventLog,
+        index: usize,
+        after: f64,
+        timeout: Duration,
+        reason: &str,
+    ) -> Option<(f64, Value)> {
+        let label = &self.labels[index];
+        let (scenario, pid) = (label.scenario, label.pid);
+        let released = events.wait(
+            after,
+            timeout,
+            about("port_released", label.proto, label.port),
+        );
+        check!(
+            self,
+            released.as_ref().is_some_and(
+                |(_, e)| e["pid"] == pid && e["reason"].as_str().unwrap_or("").contains(reason)
+            ),
+            "{scenario}: port {}/{} should be released within {timeout:?}, owner pid {pid}, \
+             reason saying {reason:?}: {released:?}",
+            label.proto,
+            label.port
+        );
+        if let Some((_, event)) = &released {
+            eprintln!("{scenario}: {event}");
+        }
+        released
+    }
+
+    /// The app's socket call failed with ECONNABORTED (its `event` record).
+    fn expect_aborted(&mut self, app: &App, event: &str, scenario: &str) -> Option<Value> {
+        let record = app.wait_record(event, APP_NOTICE);
+        check!(
+            self,
+            record.as_ref().is_some_and(|r| r["errno"] == ECONNABORTED),
+            "{scenario}: the app should see ECONNABORTED: {record:?}\n{}",
+            app.describe()
+        );
+        record
+    }
+}
+
+/// The `portdial dial` arguments of both dialers.
+fn dial_args(password: &str, config: &str, extra: &[&str]) -> Vec<String> {
+    [
+        "--user",
+        USER,
+        "--password-file",
+        password,
+        "--config",
+        config,
+        "--default-route",
+        "--no-ipv6",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn dial(lab: &Lab, args: &[String]) -> (Dialer, String) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut dialer = lab.dial(&args);
+    let (status, took) = dialer.wait_up(Duration::from_secs(20));
+    let address = status["local_ip"].as_str().unwrap_or_default().to_string();
+    eprintln!("ports: up after {took:?} as {address}");
+    assert!(ping(lab, SERVER), "no ping reply through the session");
+    (dialer, address)
+}
+
+fn subscribe(dialer: &Dialer) -> EventLog {
+    let events = EventLog::follow(dialer);
+    // A periodic scan event proves the subscription is live.
+    assert!(
+        events
+            .wait(0.0, Duration::from_secs(10), |e| is_event(
+                e,
+                "scan_completed"
+            ))
+            .is_some(),
+        "no scan_completed event within 10 s; log:\n{}",
+        dialer.log()
+    );
+    events
 }
 
 #[test]
@@ -426,241 +548,180 @@ fn port_manager_scenarios_precision_and_recall() {
     let config = lab.dir.join("ports.toml");
     std::fs::write(&config, PORTS_CONFIG).unwrap();
     let config = config.to_string_lossy().into_owned();
-    let mut problems: Vec<String> = Vec::new();
-    // Expectations the daemon does not meet today; reported, and fatal only
-    // with PORTDIAL_PORTS_STRICT=1 (see the KNOWN BUG comments).
-    let mut known_bugs: Vec<String> = Vec::new();
-    let mut labels: Vec<Labelled> = Vec::new();
-    let mut verdicts = Verdicts::default();
-    let mut facts = serde_json::Map::new();
-
-    let dial_args = |extra: &[&str]| -> Vec<String> {
-        let mut args: Vec<String> = [
-            "--user",
-            USER,
-            "--password-file",
-            &password,
-            "--config",
-            &config,
-            "--default-route",
-            "--no-ipv6",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        args.extend(extra.iter().map(|s| s.to_string()));
-        args
+    let mut suite = Suite {
+        lab,
+        labels: Vec::new(),
+        verdicts: Verdicts::default(),
+        problems: Vec::new(),
+        known_bugs: Vec::new(),
+        facts: serde_json::Map::new(),
     };
-    let args = dial_args(&["--persist", "--holdoff", "1"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut dialer = lab.dial(&args);
-    let (status, took) = dialer.wait_up(Duration::from_secs(20));
-    let first_address = status["local_ip"].as_str().unwrap_or_default().to_string();
-    eprintln!("ports: up after {took:?} as {first_address}");
-    assert!(ping(&lab, SERVER), "no ping reply through the session");
-    let events = EventLog::follow(&dialer);
-    // A periodic scan event proves the subscription is live.
-    assert!(
-        events
-            .wait(0.0, Duration::from_secs(10), |e| is_event(
-                e,
-                "scan_completed"
-            ))
-            .is_some(),
-        "no scan_completed event within 10 s; log:\n{}",
-        dialer.log()
-    );
 
-    // ---- Phase 1: live and phantom ports side by side -----------------------
+    let args = dial_args(&password, &config, &["--persist", "--holdoff", "1"]);
+    let (mut dialer, first_address) = dial(&suite.lab, &args);
+    let events = subscribe(&dialer);
+    let idle = phase1_live_and_phantom(&mut suite, &dialer, &events);
+    phase2_asleep(&mut suite, &dialer, &events);
+    let second_address =
+        phase3_server_restart(&mut suite, &mut dialer, &events, &idle, &first_address);
+    phase3b_session_ends(&mut suite, &mut dialer, &events, &second_address);
+    dialer.signal(Signal::SIGTERM);
+    assert_eq!(dialer.wait_exit(Duration::from_secs(15)), Some(0));
+    // Everything the first dialer published; its subscription ends with it.
+    let mut all_events = events.all();
+    drop(events);
+    drop(idle);
+
+    let args = dial_args(&password, &config, &["--port-mode", "observe"]);
+    let (observer, address) = dial(&suite.lab, &args);
+    suite
+        .facts
+        .insert("observer_address".into(), json!(address));
+    let observed = subscribe(&observer);
+    phase4_observe(&mut suite, &observer, &observed);
+    all_events.extend(observed.all());
+
+    report(&suite, &all_events, suite_start.elapsed());
+}
+
+/// Phase 1, one dialer, short windows: live ports (a bulk download, a UDP
+/// echo exchange, two idle TCP connections) next to phantom ones (a connect
+/// into a blackhole, UDP into it, a CLOSE-WAIT leak). Returns the idle
+/// connections, which live on into phase 3.
+fn phase1_live_and_phantom(
+    suite: &mut Suite,
+    dialer: &Dialer,
+    events: &EventLog,
+) -> Vec<(App, usize)> {
+    let lab = &suite.lab;
     let t0 = unix_now();
     let rate = (256 * 1024).to_string();
     let bulk = App::spawn(
-        &lab,
+        lab,
         "http_download.py",
         "pd-bulk",
         &["--host", SERVER, "--rate", &rate, "--seconds", "24"],
     );
     let echo = App::spawn(
-        &lab,
+        lab,
         "udp_exchange.py",
         "pd-udp-echo",
         &["--remote", ECHO, "--seconds", "22"],
     );
-    let idle_long = App::spawn(&lab, "tcp_idle.py", "pd-idle-long", &["--remote", ECHO]);
-    let idle_short = App::spawn(&lab, "tcp_idle.py", "pd-idle-short", &["--remote", ECHO]);
+    let idle_long = App::spawn(lab, "tcp_idle.py", "pd-idle-long", &["--remote", ECHO]);
+    let idle_short = App::spawn(lab, "tcp_idle.py", "pd-idle-short", &["--remote", ECHO]);
     let syn = App::spawn(
-        &lab,
+        lab,
         "tcp_connect.py",
         "pd-syn",
         &["--remote", BLACKHOLE_TCP, "--rebind"],
     );
     let void = App::spawn(
-        &lab,
+        lab,
         "udp_exchange.py",
         "pd-udp-void",
         &["--remote", BLACKHOLE_UDP],
     );
     let leak = App::spawn(
-        &lab,
+        lab,
         "close_wait_leak.py",
         "pd-closewait",
         &["--host", SERVER],
     );
 
-    let start = Duration::from_secs(10);
-    let bulk_started = bulk.must_record("started", start);
-    let echo_started = echo.must_record("started", start);
-    let idle_long_started = idle_long.must_record("exchanged", start);
-    let idle_short_started = idle_short.must_record("exchanged", start);
-    let idle_long_port = port_of(&idle_long.must_record("started", start));
-    let idle_short_port = port_of(&idle_short.must_record("started", start));
-    let syn_connecting = syn.must_record("connecting", start);
-    let void_started = void.must_record("started", start);
-    let void_first = void.must_record("sent", start);
-    let leak_started = leak.must_record("started", start);
-    let leak_eof = leak.must_record("eof", start);
+    let bulk_started = bulk.must_record("started", APP_START);
+    let echo_started = echo.must_record("started", APP_START);
+    let idle_long_started = idle_long.must_record("started", APP_START);
+    let idle_short_started = idle_short.must_record("started", APP_START);
+    let idle_long_exchanged = idle_long.must_record("exchanged", APP_START);
+    let idle_short_exchanged = idle_short.must_record("exchanged", APP_START);
+    let syn_connecting = syn.must_record("connecting", APP_START);
+    let void_started = void.must_record("started", APP_START);
+    let void_first = void.must_record("sent", APP_START);
+    let leak_started = leak.must_record("started", APP_START);
+    let leak_eof = leak.must_record("eof", APP_START);
     check!(
-        problems,
-        idle_long_started["ok"] == true && idle_short_started["ok"] == true,
-        "the TCP echo did not echo: {idle_long_started} {idle_short_started}"
+        suite,
+        idle_long_exchanged["ok"] == true && idle_short_exchanged["ok"] == true,
+        "the TCP echo did not echo: {idle_long_exchanged} {idle_short_exchanged}"
     );
 
-    let s1 = labels.len();
-    labels.push(Labelled::new("1 bulk download", "tcp", &bulk_started));
-    let s2 = labels.len();
-    labels.push(Labelled::new("2 udp echo exchange", "udp", &echo_started));
-    let s3_long = labels.len();
-    let mut idle_long_label = Labelled::new("3 idle tcp (30m class)", "tcp", &idle_long_started);
-    idle_long_label.port = idle_long_port;
-    labels.push(idle_long_label);
-    let s3_short = labels.len();
-    let mut idle_short_label =
-        Labelled::new("3b idle tcp (8s default)", "tcp", &idle_short_started);
-    idle_short_label.port = idle_short_port;
-    labels.push(idle_short_label);
-    let s4 = labels.len();
-    labels.push(
+    let s1 = suite.label(Labelled::new("1 bulk download", "tcp", &bulk_started));
+    let s2 = suite.label(Labelled::new("2 udp echo exchange", "udp", &echo_started));
+    let s3_long = suite.label(Labelled::new(
+        "3 idle tcp (30m class)",
+        "tcp",
+        &idle_long_started,
+    ));
+    let s3_short = suite.label(Labelled::new(
+        "3b idle tcp (8s default)",
+        "tcp",
+        &idle_short_started,
+    ));
+    // Phantom once the window has passed since the first SYN / datagram, or
+    // since the last packet (CLOSE-WAIT).
+    let s4 = suite.label(
         Labelled::new("4 tcp connect to blackhole", "tcp", &syn_connecting)
             .phantom(t_of(&syn_connecting) + QUICK_WINDOW_S),
     );
-    let s5 = labels.len();
-    labels.push(
+    let s5 = suite.label(
         Labelled::new("5 udp to blackhole", "udp", &void_started)
             .phantom(t_of(&void_first) + QUICK_WINDOW_S),
     );
-    let s6 = labels.len();
-    labels.push(
+    let s6 = suite.label(
         Labelled::new("6 close-wait leak", "tcp", &leak_started)
             .phantom(t_of(&leak_eof) + QUICK_WINDOW_S),
     );
 
-    // Before any window has passed: the bad ports are only suspect.
+    // Before any window has passed: the bad ports are only suspect. (Each
+    // `portdial ports` also reschedules the periodic scan: see phase 4.)
     sleep_until_unix(t0 + 3.5);
-    let rows = port_rows(&dialer);
+    let rows = port_rows(dialer);
     for index in [s1, s2, s3_long, s3_short, s4, s5, s6] {
-        let l = &labels[index];
-        verdicts.note(l.scenario, find_row(&rows, l.proto, l.port));
+        suite.note(index, &rows);
     }
     for index in [s4, s5, s6] {
-        let l = &labels[index];
-        let row = find_row(&rows, l.proto, l.port);
+        let (_, row) = suite.note(index, &rows);
+        let label = &suite.labels[index];
         check!(
-            problems,
-            row.is_some_and(|r| r["pid"] == l.pid && r["class"] == "quick"),
-            "{}: row owner/class wrong (app pid {}): {row:?}",
-            l.scenario,
-            l.pid
+            suite,
+            row.as_ref()
+                .is_some_and(|r| r["pid"] == label.pid && r["class"] == "quick"),
+            "{}: the row should name the app (pid {}) and class quick: {row:?}",
+            label.scenario,
+            label.pid
         );
     }
 
     // The phantoms are released once their windows pass.
     let release_wait = Duration::from_secs_f64(QUICK_WINDOW_S + 4.0 * SCAN_INTERVAL_S + 6.0);
-    for index in [s4, s5, s6] {
-        let l = &labels[index];
-        let released = events.wait(t0, release_wait, about("port_released", l.proto, l.port));
-        match released {
-            Some((_, event)) => {
-                check!(
-                    problems,
-                    event["pid"] == l.pid,
-                    "{}: released with owner {} but the app's pid is {}",
-                    l.scenario,
-                    event["pid"],
-                    l.pid
-                );
-                eprintln!("{}: {event}", l.scenario);
-            }
-            None => problems.push(format!(
-                "{}: port {}/{} not released within {release_wait:?}",
-                l.scenario, l.proto, l.port
-            )),
-        }
-    }
-    let reason_of = |proto: &'static str, port: u16| {
-        events
-            .wait(t0, Duration::ZERO, about("port_released", proto, port))
-            .map(|(_, e)| e["reason"].as_str().unwrap_or("").to_string())
-            .unwrap_or_default()
-    };
-    let syn_reason = reason_of("tcp", labels[s4].port);
-    check!(
-        problems,
-        syn_reason.contains("SYNs unanswered"),
-        "4: release reason {syn_reason:?}"
-    );
-    let void_reason = reason_of("udp", labels[s5].port);
-    check!(
-        problems,
-        void_reason.contains("datagrams unanswered"),
-        "5: release reason {void_reason:?}"
-    );
-    let leak_reason = reason_of("tcp", labels[s6].port);
-    check!(
-        problems,
-        leak_reason.contains("CLOSE-WAIT"),
-        "6: release reason {leak_reason:?}"
-    );
+    suite.expect_release(events, s4, t0, release_wait, "SYNs unanswered");
+    suite.expect_release(events, s5, t0, release_wait, "datagrams unanswered");
+    suite.expect_release(events, s6, t0, release_wait, "CLOSE-WAIT");
 
-    // What the applications saw.
-    let app_wait = Duration::from_secs(5);
-    let failed = syn.wait_record("connect_failed", app_wait);
+    // What the applications saw; the released port is free again.
+    let failed = suite.expect_aborted(&syn, "connect_failed", "4");
+    let rebound = syn.wait_record("rebound", APP_NOTICE);
+    let syn_port = suite.labels[s4].port;
     check!(
-        problems,
-        failed.as_ref().is_some_and(|r| r["errno"] == ECONNABORTED),
-        "4: connect() should fail with ECONNABORTED: {failed:?}\n{}",
+        suite,
+        rebound.as_ref().is_some_and(|r| r["port"] == syn_port),
+        "4: the released port {syn_port} could not be bound again (SO_REUSEADDR off): {}",
         syn.describe()
     );
-    let rebound = syn.wait_record("rebound", app_wait);
-    check!(
-        problems,
-        rebound
-            .as_ref()
-            .is_some_and(|r| r["port"] == labels[s4].port),
-        "4: the released port {} could not be bound again (SO_REUSEADDR off): {}",
-        labels[s4].port,
-        syn.describe()
-    );
-    for (scenario, app) in [("5", &void), ("6", &leak)] {
-        let error = app.wait_record("error", app_wait);
-        check!(
-            problems,
-            error.as_ref().is_some_and(|r| r["errno"] == ECONNABORTED),
-            "{scenario}: the app should see ECONNABORTED: {error:?}\n{}",
-            app.describe()
-        );
-    }
-    facts.insert(
+    suite.facts.insert(
         "scenario4_app".into(),
         json!({"connect": failed, "rebind": rebound}),
     );
+    suite.expect_aborted(&void, "error", "5");
+    suite.expect_aborted(&leak, "error", "6");
 
     // The live ports, judged while the phantoms come and go.
     for at in [t0 + 12.0, t0 + 19.0] {
         sleep_until_unix(at);
-        let rows = port_rows(&dialer);
+        let rows = port_rows(dialer);
         // Silent for a whole default window since its one exchange: idle.
-        let short_quiet = at > t_of(&idle_short_started) + DEFAULT_WINDOW_S + 0.5;
-        let short_allowed = if short_quiet {
+        let short_allowed = if at > t_of(&idle_short_exchanged) + DEFAULT_WINDOW_S + 0.5 {
             &["idle"][..]
         } else {
             &["alive", "idle"][..]
@@ -671,35 +732,31 @@ fn port_manager_scenarios_precision_and_recall() {
             (s3_long, &["alive", "idle"][..]),
             (s3_short, short_allowed),
         ] {
-            let l = &labels[index];
-            let row = find_row(&rows, l.proto, l.port);
-            let verdict = verdicts.note(l.scenario, row);
+            let (verdict, row) = suite.note(index, &rows);
+            let label = &suite.labels[index];
             check!(
-                problems,
-                verdict.as_deref().is_some_and(|v| allowed.contains(&v)),
-                "{}: verdict {verdict:?} at t0+{:.0}s, expected one of {allowed:?}: {row:?}",
-                l.scenario,
-                at - t0
-            );
-            check!(
-                problems,
-                row.is_some_and(|r| r["pid"] == l.pid),
-                "{}: owner should be the app (pid {}): {row:?}",
-                l.scenario,
-                l.pid
+                suite,
+                verdict.as_deref().is_some_and(|v| allowed.contains(&v))
+                    && row.as_ref().is_some_and(|r| r["pid"] == label.pid),
+                "{}: verdict {verdict:?} at t0+{:.0}s, expected one of {allowed:?} \
+                 with the app (pid {}) as owner: {row:?}",
+                label.scenario,
+                at - t0,
+                label.pid
             );
         }
     }
-    let class_of =
-        |rows: &[Value], l: &Labelled| find_row(rows, l.proto, l.port).map(|r| r["class"].clone());
-    let rows = port_rows(&dialer);
+    let rows = port_rows(dialer);
+    let (_, long_row) = suite.note(s3_long, &rows);
+    let (_, bulk_row) = suite.note(s1, &rows);
+    let classes = (
+        long_row.map(|r| r["class"].clone()),
+        bulk_row.map(|r| r["class"].clone()),
+    );
     check!(
-        problems,
-        class_of(&rows, &labels[s3_long]) == Some(json!("keepalive"))
-            && class_of(&rows, &labels[s1]) == Some(json!("default")),
-        "classes: idle-long {:?}, bulk {:?}",
-        class_of(&rows, &labels[s3_long]),
-        class_of(&rows, &labels[s1])
+        suite,
+        classes == (Some(json!("keepalive")), Some(json!("default"))),
+        "classes of idle-long and bulk: {classes:?}"
     );
 
     let bulk_done = bulk.wait_record("done", Duration::from_secs(25));
@@ -708,136 +765,107 @@ fn port_manager_scenarios_precision_and_recall() {
         .and_then(|r| r["bytes"].as_u64())
         .unwrap_or(0);
     check!(
-        problems,
+        suite,
         bulk.record("error").is_none() && bulk.record("eof").is_none() && bulk_bytes > 1 << 20,
         "1: the download should run its course undisturbed ({bulk_bytes} bytes)\n{}",
         bulk.describe()
     );
     let echo_done = echo.wait_record("done", Duration::from_secs(10));
-    let (sent, answers) = echo_done
-        .as_ref()
-        .map(|r| {
-            (
-                r["sent"].as_u64().unwrap_or(0),
-                r["answers"].as_u64().unwrap_or(0),
-            )
-        })
-        .unwrap_or((0, 0));
+    let count = |key: &str| {
+        echo_done
+            .as_ref()
+            .and_then(|r| r[key].as_u64())
+            .unwrap_or(0)
+    };
+    let (sent, answers) = (count("sent"), count("answers"));
     check!(
-        problems,
+        suite,
         echo.record("error").is_none() && sent >= 15 && answers + 2 >= sent,
         "2: the echo exchange should run undisturbed ({answers}/{sent} answered)\n{}",
         echo.describe()
     );
-    facts.insert(
-        "scenario1_bytes".into(),
+    suite.facts.insert(
+        "scenario1_download".into(),
         json!({"bytes": bulk_bytes, "rate_limit": 256 * 1024}),
     );
-    facts.insert(
+    suite.facts.insert(
         "scenario2_exchange".into(),
         json!({"sent": sent, "answers": answers}),
     );
+    vec![(idle_long, s3_long), (idle_short, s3_short)]
+}
 
-    // ---- Phase 2: the terminal sleeps while a port moves data ---------------
-    let sleeper = App::spawn(&lab, "udp_exchange.py", "pd-sleeper", &["--remote", ECHO]);
-    let sleeper_started = sleeper.must_record("started", start);
+/// Phase 2: the terminal sleeps while a port moves data (a UDP echo exchange
+/// every second): phantom, released. The idle connections stay.
+fn phase2_asleep(suite: &mut Suite, dialer: &Dialer, events: &EventLog) {
+    let sleeper = App::spawn(
+        &suite.lab,
+        "udp_exchange.py",
+        "pd-sleeper",
+        &["--remote", ECHO],
+    );
+    let started = sleeper.must_record("started", APP_START);
     check!(
-        problems,
+        suite,
         eventually(Duration::from_secs(10), || sleeper.count("answer") >= 3),
         "P2: the echo exchange did not get going\n{}",
         sleeper.describe()
     );
-    let rows = port_rows(&dialer);
-    let p2 = labels.len();
-    labels.push(Labelled::new(
+    let p2 = suite.label(Labelled::new(
         "P2 udp exchange while asleep",
         "udp",
-        &sleeper_started,
+        &started,
     ));
-    verdicts.note(labels[p2].scenario, find_row(&rows, "udp", labels[p2].port));
+    suite.note(p2, &port_rows(dialer));
     let t_sleep = unix_now();
-    control(&dialer, &["sleep", "on"]);
-    labels[p2].phantom_from = t_sleep;
-    let released = events.wait(
-        t_sleep,
-        Duration::from_secs_f64(4.0 * SCAN_INTERVAL_S + 4.0),
-        about("port_released", "udp", labels[p2].port),
-    );
+    control(dialer, &["sleep", "on"]);
+    suite.labels[p2].phantom_from = t_sleep;
+    let wait = Duration::from_secs_f64(4.0 * SCAN_INTERVAL_S + 4.0);
+    suite.expect_release(events, p2, t_sleep, wait, "sleeps");
     // It turns phantom with its first datagram after the sleep began.
-    labels[p2].phantom_at = sleeper
+    suite.labels[p2].phantom_at = sleeper
         .records()
         .iter()
         .find(|r| r["event"] == "sent" && t_of(r) >= t_sleep)
         .map(t_of);
-    check!(
-        problems,
-        released
-            .as_ref()
-            .is_some_and(|(_, e)| e["pid"] == labels[p2].pid
-                && e["reason"].as_str().unwrap_or("").contains("sleeps")),
-        "P2: not released for moving data while asleep: {released:?}"
-    );
-    let error = sleeper.wait_record("error", app_wait);
-    check!(
-        problems,
-        error.as_ref().is_some_and(|r| r["errno"] == ECONNABORTED),
-        "P2: the app should see ECONNABORTED: {error:?}\n{}",
-        sleeper.describe()
-    );
+    suite.expect_aborted(&sleeper, "error", "P2");
     // One more scan while asleep: the idle connections move nothing and stay.
-    let after = unix_now();
-    events.wait(after, Duration::from_secs(5), |e| {
+    events.wait(unix_now(), Duration::from_secs(5), |e| {
         is_event(e, "scan_completed") && e["trigger"] == "periodic"
     });
-    let rows = port_rows(&dialer);
-    for index in [s3_long, s3_short] {
-        let l = &labels[index];
-        verdicts.note(l.scenario, find_row(&rows, l.proto, l.port));
-    }
-    control(&dialer, &["sleep", "off"]);
+    control(dialer, &["sleep", "off"]);
+}
 
-    // ---- Phase 3: the server restarts; link loss and re-dial -----------------
+/// Phase 3: `labctl server-restart`. The link is lost (PADT): every port on
+/// the session's address is released at once, the idle connections among
+/// them; the dialer re-dials. Returns the address after the re-dial.
+fn phase3_server_restart(
+    suite: &mut Suite,
+    dialer: &mut Dialer,
+    events: &EventLog,
+    idle: &[(App, usize)],
+    before: &str,
+) -> String {
     let t_restart = unix_now();
-    for index in [s3_long, s3_short] {
-        labels[index].phantom_from = t_restart;
-        labels[index].phantom_at = Some(t_restart);
+    for (_, index) in idle {
+        suite.labels[*index].phantom_from = t_restart;
+        suite.labels[*index].phantom_at = Some(t_restart);
     }
-    let restart = lab.must("server-restart", &[]);
+    let restart = suite.lab.must("server-restart", &[]);
     eprintln!("server-restart: {}", restart.trim().replace('\n', " "));
     let link_lost = events.wait(t_restart, Duration::from_secs(20), |e| {
         is_event(e, "link_lost")
     });
     check!(
-        problems,
+        suite,
         link_lost
             .as_ref()
-            .is_some_and(|(_, e)| e["released"].as_u64().unwrap_or(0) >= 2),
-        "P3: link_lost should release both idle connections: {link_lost:?}"
+            .is_some_and(|(_, e)| e["released"].as_u64().unwrap_or(0) >= idle.len() as u64),
+        "P3: link_lost should release (at least) the idle connections: {link_lost:?}"
     );
-    for index in [s3_long, s3_short] {
-        let l = &labels[index];
-        let released = events.wait(
-            t_restart,
-            Duration::from_secs(5),
-            about("port_released", l.proto, l.port),
-        );
-        check!(
-            problems,
-            released.as_ref().is_some_and(|(_, e)| e["pid"] == l.pid
-                && e["reason"].as_str().unwrap_or("").starts_with("link lost")),
-            "P3: {} not released on link loss: {released:?}",
-            l.scenario
-        );
-    }
-    for app in [&idle_long, &idle_short] {
-        let error = app.wait_record("error", app_wait);
-        check!(
-            problems,
-            error.as_ref().is_some_and(|r| r["errno"] == ECONNABORTED),
-            "P3: {} should see ECONNABORTED: {error:?}\n{}",
-            app.name,
-            app.describe()
-        );
+    for (app, index) in idle {
+        suite.expect_release(events, *index, t_restart, APP_NOTICE, "link lost");
+        suite.expect_aborted(app, "error", "P3");
     }
     let redialed = events.wait(t_restart, Duration::from_secs(40), |e| {
         is_event(e, "redial_succeeded")
@@ -845,184 +873,160 @@ fn port_manager_scenarios_precision_and_recall() {
     let (status, _) = dialer.wait_for("re-dial", Duration::from_secs(40), |s| {
         s["phase"] == "up" && s["redials"].as_u64().unwrap_or(0) >= 1 && s["local_ip"].is_string()
     });
-    let second_address = status["local_ip"].as_str().unwrap_or_default().to_string();
-    let redial_event = redialed.as_ref().map(|(_, e)| e.clone());
+    let after = status["local_ip"].as_str().unwrap_or_default().to_string();
+    let redial = redialed.as_ref().map(|(_, e)| e.clone());
     check!(
-        problems,
-        redial_event
-            .as_ref()
-            .is_some_and(|e| e["address"] == second_address.as_str()
-                && e["address_changed"] == (second_address != first_address)),
-        "P3: redial_succeeded should name the new address {second_address} (was {first_address}): {redial_event:?}"
+        suite,
+        redial.as_ref().is_some_and(
+            |e| e["address"] == after.as_str() && e["address_changed"] == (after != before)
+        ),
+        "P3: redial_succeeded should name the address {after} (was {before}): {redial:?}"
     );
-    if second_address == first_address {
+    if after == before {
         eprintln!(
-            "P3: NOTE the address did not change across the server restart ({first_address}): \
-             the restarted pppoe-server hands out session ids from 1 again"
+            "P3: NOTE the address did not change across the server restart ({before}): \
+             the restarted pppoe-server numbers sessions from 1 again"
         );
     }
-    facts.insert(
-        "phase3".into(),
+    suite.facts.insert(
+        "phase3_server_restart".into(),
         json!({
-            "address_before": first_address,
-            "address_after": second_address,
+            "address_before": before,
+            "address_after": after,
             "session_id_after": status["session_id"],
             "link_lost": link_lost.as_ref().map(|(_, e)| e.clone()),
             "link_lost_after_restart_s": link_lost.as_ref().map(|(t, _)| round3(t - t_restart)),
-            "redial_succeeded": redial_event,
+            "redial_succeeded": redial,
             "redial_after_restart_s": redialed.as_ref().map(|(t, _)| round3(t - t_restart)),
         }),
     );
+    after
+}
 
-    // ---- Phase 3b: the session ends, the server stays; the next address ------
-    // The restarted pppoe-server numbers sessions from 1 again, so phase 3 may
-    // keep the address. Ending only our session's pppd (the server keeps
-    // running) makes the next session take the next id, so the next address.
-    let long_lived = App::spawn(&lab, "tcp_idle.py", "pd-long-lived", &["--remote", ECHO]);
-    let long_exchanged = long_lived.must_record("exchanged", start);
-    let mut long_label = Labelled::new("3c long-lived tcp, address change", "tcp", &long_exchanged);
-    long_label.port = port_of(&long_lived.must_record("started", start));
-    let p3b = labels.len();
-    labels.push(long_label);
-    let rows = port_rows(&dialer);
-    verdicts.note(
-        labels[p3b].scenario,
-        find_row(&rows, "tcp", labels[p3b].port),
+/// Phase 3b: only our session's pppd ends (the server keeps running), so the
+/// next session takes the next id and the next address: a long-lived
+/// connection is released on the link loss, and the re-dial reports
+/// `address_changed`.
+fn phase3b_session_ends(suite: &mut Suite, dialer: &mut Dialer, events: &EventLog, before: &str) {
+    let app = App::spawn(
+        &suite.lab,
+        "tcp_idle.py",
+        "pd-long-lived",
+        &["--remote", ECHO],
     );
+    let started = app.must_record("started", APP_START);
+    app.must_record("exchanged", APP_START);
+    let index = suite.label(Labelled::new(
+        "3c long-lived tcp, address change",
+        "tcp",
+        &started,
+    ));
+    suite.note(index, &port_rows(dialer));
     let t_end = unix_now();
-    labels[p3b].phantom_from = t_end;
-    labels[p3b].phantom_at = Some(t_end);
-    let killed = lab.must(
+    suite.labels[index].phantom_from = t_end;
+    suite.labels[index].phantom_at = Some(t_end);
+    // The pppd serving our address, by its pid.
+    let killed = suite.lab.must(
         "guest",
         &[&format!(
             "for p in $(pidof pppd); do tr '\\0' ' ' < /proc/$p/cmdline \\
-             | grep -q ' {SERVER}:{second_address} ' && kill -TERM $p && echo killed=$p; done"
+             | grep -q ' {SERVER}:{before} ' && kill -TERM $p && echo killed=$p; done"
         )],
     );
     check!(
-        problems,
+        suite,
         killed.contains("killed="),
-        "P3b: no pppd of our session ({second_address}) to end: {killed:?}"
+        "P3b: no pppd of our session ({before}) to end: {killed:?}"
     );
-    let link_lost_b = events.wait(t_end, Duration::from_secs(20), |e| is_event(e, "link_lost"));
-    let released = events.wait(
-        t_end,
-        Duration::from_secs(5),
-        about("port_released", "tcp", labels[p3b].port),
-    );
+    let link_lost = events.wait(t_end, Duration::from_secs(20), |e| is_event(e, "link_lost"));
     check!(
-        problems,
-        link_lost_b
+        suite,
+        link_lost
             .as_ref()
-            .is_some_and(|(_, e)| e["released"].as_u64().unwrap_or(0) >= 1)
-            && released.as_ref().is_some_and(|(_, e)| e["pid"] == labels[p3b].pid
-                && e["reason"].as_str().unwrap_or("").starts_with("link lost")),
-        "P3b: the long-lived connection should be released on link loss: {link_lost_b:?} {released:?}"
+            .is_some_and(|(_, e)| e["released"].as_u64().unwrap_or(0) >= 1),
+        "P3b: link_lost should release the long-lived connection: {link_lost:?}"
     );
-    let error = long_lived.wait_record("error", app_wait);
-    check!(
-        problems,
-        error.as_ref().is_some_and(|r| r["errno"] == ECONNABORTED),
-        "P3b: the app should see ECONNABORTED: {error:?}\n{}",
-        long_lived.describe()
-    );
-    let redialed_b = events.wait(t_end, Duration::from_secs(40), |e| {
+    suite.expect_release(events, index, t_end, APP_NOTICE, "link lost");
+    suite.expect_aborted(&app, "error", "P3b");
+    let redialed = events.wait(t_end, Duration::from_secs(40), |e| {
         is_event(e, "redial_succeeded")
     });
     let (status, _) = dialer.wait_for("second re-dial", Duration::from_secs(40), |s| {
         s["phase"] == "up" && s["redials"].as_u64().unwrap_or(0) >= 2 && s["local_ip"].is_string()
     });
-    let third_address = status["local_ip"].as_str().unwrap_or_default().to_string();
-    let redial_event_b = redialed_b.as_ref().map(|(_, e)| e.clone());
+    let after = status["local_ip"].as_str().unwrap_or_default().to_string();
+    let redial = redialed.as_ref().map(|(_, e)| e.clone());
     check!(
-        problems,
-        third_address != second_address
-            && redial_event_b.as_ref().is_some_and(|e| e["address"] == third_address.as_str()
-                && e["address_changed"] == true),
-        "P3b: the next session should bring the next address ({second_address} -> {third_address}) \
-         and redial_succeeded address_changed true: {redial_event_b:?}"
+        suite,
+        after != before
+            && redial
+                .as_ref()
+                .is_some_and(|e| e["address"] == after.as_str() && e["address_changed"] == true),
+        "P3b: the next session should bring the next address ({before} -> {after}) \
+         and redial_succeeded address_changed true: {redial:?}"
     );
-    facts.insert(
-        "phase3b".into(),
+    suite.facts.insert(
+        "phase3b_session_end".into(),
         json!({
-            "address_before": second_address,
-            "address_after": third_address,
+            "address_before": before,
+            "address_after": after,
             "session_id_after": status["session_id"],
-            "link_lost": link_lost_b.as_ref().map(|(_, e)| e.clone()),
-            "link_lost_after_kill_s": link_lost_b.as_ref().map(|(t, _)| round3(t - t_end)),
-            "redial_succeeded": redial_event_b,
-            "redial_after_kill_s": redialed_b.as_ref().map(|(t, _)| round3(t - t_end)),
+            "link_lost": link_lost.as_ref().map(|(_, e)| e.clone()),
+            "link_lost_after_kill_s": link_lost.as_ref().map(|(t, _)| round3(t - t_end)),
+            "redial_succeeded": redial,
+            "redial_after_kill_s": redialed.as_ref().map(|(t, _)| round3(t - t_end)),
         }),
     );
+}
 
-    // ---- Phase 4: observe mode ---------------------------------------------
-    dialer.signal(Signal::SIGTERM);
-    assert_eq!(dialer.wait_exit(Duration::from_secs(15)), Some(0));
-    // Everything dialer A published; its subscription ends with it.
-    let events_a = events.all();
-    drop(events);
-    let args = dial_args(&["--port-mode", "observe"]);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut observer = lab.dial(&args);
-    let (status, _) = observer.wait_up(Duration::from_secs(20));
-    facts.insert("observer_address".into(), status["local_ip"].clone());
-    assert!(
-        ping(&lab, SERVER),
-        "no ping reply through the second session"
-    );
-    let observed_events = EventLog::follow(&observer);
-    assert!(observed_events
-        .wait(0.0, Duration::from_secs(10), |e| is_event(
-            e,
-            "scan_completed"
-        ))
-        .is_some());
+/// Phase 4, a dialer with `--port-mode observe`: the blackhole connect is
+/// judged phantom and reported (`port_phantom`), and left alone.
+fn phase4_observe(suite: &mut Suite, observer: &Dialer, events: &EventLog) {
     let watched = App::spawn(
-        &lab,
+        &suite.lab,
         "tcp_connect.py",
         "pd-syn-observe",
         &["--remote", BLACKHOLE_TCP],
     );
-    let connecting = watched.must_record("connecting", start);
-    let p4 = labels.len();
+    let connecting = watched.must_record("connecting", APP_START);
+    let t_connect = t_of(&connecting);
     let mut label = Labelled::new("P4 blackhole connect, observe mode", "tcp", &connecting)
-        .phantom(t_of(&connecting) + QUICK_WINDOW_S);
+        .phantom(t_connect + QUICK_WINDOW_S);
     label.observe = true;
-    labels.push(label);
-    let reported = observed_events.wait(
-        t_of(&connecting),
+    let p4 = suite.label(label);
+    let (port, pid) = (suite.labels[p4].port, suite.labels[p4].pid);
+    let reported = events.wait(
+        t_connect,
         Duration::from_secs_f64(QUICK_WINDOW_S + 4.0 * SCAN_INTERVAL_S + 6.0),
-        about("port_phantom", "tcp", labels[p4].port),
-    );
-    let rows = port_rows(&observer);
-    let row = find_row(&rows, "tcp", labels[p4].port).cloned();
-    verdicts.note(labels[p4].scenario, row.as_ref());
-    check!(
-        problems,
-        reported
-            .as_ref()
-            .is_some_and(|(_, e)| e["pid"] == labels[p4].pid),
-        "P4: no port_phantom event for port {} (pid {}): {reported:?}",
-        labels[p4].port,
-        labels[p4].pid
+        about("port_phantom", "tcp", port),
     );
     check!(
-        problems,
+        suite,
+        reported.as_ref().is_some_and(|(_, e)| e["pid"] == pid),
+        "P4: no port_phantom event for port {port} (pid {pid}): {reported:?}"
+    );
+    let (_, row) = suite.note(p4, &port_rows(observer));
+    check!(
+        suite,
         row.as_ref().is_some_and(|r| r["verdict"] == "phantom"
-            && r["pid"] == labels[p4].pid
+            && r["pid"] == pid
             && r["state"] == "SYN-SENT"),
         "P4: `ports` should show the socket SYN-SENT, phantom, owned by the app: {row:?}"
     );
-    let ss = String::from_utf8_lossy(&lab.in_client(&["ss", "-tanpH", "state", "syn-sent"]).stdout)
-        .into_owned();
+    let ss = String::from_utf8_lossy(
+        &suite
+            .lab
+            .in_client(&["ss", "-tanpH", "state", "syn-sent"])
+            .stdout,
+    )
+    .into_owned();
     check!(
-        problems,
-        ss.contains(&format!(":{} ", labels[p4].port))
-            && ss.contains(&format!("pid={}", labels[p4].pid)),
+        suite,
+        ss.contains(&format!(":{port} ")) && ss.contains(&format!("pid={pid}")),
         "P4: the app's socket should still exist:\n{ss}"
     );
     check!(
-        problems,
+        suite,
         watched.record("connect_failed").is_none(),
         "P4: observe mode must not abort the connect: {}",
         watched.describe()
@@ -1035,19 +1039,19 @@ fn port_manager_scenarios_precision_and_recall() {
     // are neither released nor reported while it polls. Measured here: poll
     // every 0.5 s for three intervals and count the periodic scans.
     let poll_from = unix_now();
-    let mut polled_verdicts = Vec::new();
+    let mut polled = Vec::new();
     while unix_now() < poll_from + 3.0 * SCAN_INTERVAL_S + 0.5 {
-        let rows = port_rows(&observer);
-        let verdict = find_row(&rows, "tcp", labels[p4].port)
+        let rows = port_rows(observer);
+        let verdict = find_row(&rows, "tcp", port)
             .map(|r| r["verdict"].as_str().unwrap_or("?").to_string())
             .unwrap_or_else(|| "absent".into());
-        if polled_verdicts.last() != Some(&verdict) {
-            polled_verdicts.push(verdict);
+        if polled.last() != Some(&verdict) {
+            polled.push(verdict);
         }
         std::thread::sleep(Duration::from_millis(500));
     }
     let poll_to = unix_now();
-    let periodic_while_polled = observed_events
+    let periodic = events
         .all()
         .iter()
         .filter(|(t, e)| {
@@ -1057,28 +1061,27 @@ fn port_manager_scenarios_precision_and_recall() {
                 && e["trigger"] == "periodic"
         })
         .count();
-    facts.insert(
+    suite.facts.insert(
         "periodic_scans_while_polling_ports".into(),
-        json!({"polled_s": round3(poll_to - poll_from), "periodic_scans": periodic_while_polled,
-               "expected_at_least": 2, "verdicts_seen": polled_verdicts}),
+        json!({"polled_s": round3(poll_to - poll_from), "poll_every_s": 0.5,
+               "periodic_scans": periodic, "expected_at_least": 2, "verdicts_seen": polled}),
     );
-    if periodic_while_polled < 2 {
-        known_bugs.push(format!(
+    if periodic < 2 {
+        suite.known_bugs.push(format!(
             "periodic scans starve while `portdial ports` is polled every 0.5 s: \
-             {periodic_while_polled} periodic scans in {:.1} s with scan_interval 2 s \
+             {periodic} periodic scans in {:.1} s with scan_interval 2 s \
              (src/ports/manager.rs PortManager::scan reschedules next_scan for Trigger::Request too)",
             poll_to - poll_from
         ));
     }
+
     // Linux 6.x retries a SYN after 1 s five times, then after 2, 4, 8 s (SYNs
-    // at 0,1,2,3,4,5,7,11,19 s). Between 11 + window and 19 s no SYN was sent
-    // within the 6 s window: what does the judge call a connect that is
-    // still unanswered then? (Observation, not asserted.)
-    sleep_until_unix(t_of(&connecting) + 18.0);
-    let rows = port_rows(&observer);
-    let between = find_row(&rows, "tcp", labels[p4].port).cloned();
-    verdicts.note(labels[p4].scenario, between.as_ref());
-    facts.insert(
+    // at 0,1,2,3,4,5,7,11,19 s). Between 11 + window and 19 s no SYN went out
+    // within the 6 s window: what does the judge call a connect that is still
+    // unanswered then? (An observation, not asserted.)
+    sleep_until_unix(t_connect + 18.0);
+    let (_, between) = suite.note(p4, &port_rows(observer));
+    suite.facts.insert(
         "syn_sent_18s_after_connect".into(),
         json!({
             "verdict": between.as_ref().map(|r| r["verdict"].clone()),
@@ -1086,36 +1089,37 @@ fn port_manager_scenarios_precision_and_recall() {
             "last_tx_s": between.as_ref().map(|r| r["last_tx_s"].clone()),
         }),
     );
-    let observer_releases: Vec<Value> = observed_events
+    let releases: Vec<Value> = events
         .all()
         .into_iter()
         .filter(|(_, e)| is_event(e, "port_released"))
         .map(|(_, e)| e)
         .collect();
     check!(
-        problems,
-        observer_releases.is_empty(),
-        "P4: observe mode released ports: {observer_releases:?}"
+        suite,
+        releases.is_empty(),
+        "P4: observe mode released ports: {releases:?}"
     );
+}
 
-    // ---- Figures ---------------------------------------------------------------
-    let mut all_events = events_a;
-    all_events.extend(observed_events.all());
-    let figures = figures(&labels, &all_events);
-    let suite_s = suite_start.elapsed().as_secs_f64();
-    let mut report = figures.clone();
-    if let Value::Object(map) = &mut report {
-        map.insert("verdicts_seen".into(), json!(verdicts.0));
-        map.insert("facts".into(), Value::Object(facts));
-        map.insert("known_bugs".into(), json!(known_bugs));
-        map.insert("suite_s".into(), json!(round3(suite_s)));
+/// Prints the figures (text, and one JSON line), then asserts precision,
+/// recall and every expectation.
+fn report(suite: &Suite, events: &[(f64, Value)], took: Duration) {
+    let figures = figures(&suite.labels, events);
+    let mut line = figures.clone();
+    if let Value::Object(map) = &mut line {
+        map.insert("verdicts_seen".into(), json!(suite.verdicts.0));
+        map.insert("facts".into(), Value::Object(suite.facts.clone()));
+        map.insert("known_bugs".into(), json!(suite.known_bugs));
+        map.insert("suite_s".into(), json!(round3(took.as_secs_f64())));
     }
     eprintln!("--- port manager scenarios ---");
-    for (scenario, seen) in &verdicts.0 {
+    for (scenario, seen) in &suite.verdicts.0 {
         eprintln!("{scenario}: {}", seen.join(" -> "));
     }
     eprintln!(
-        "precision {} recall {} ({} of {} phantom-labelled ports caught; {} releases of ours, {} of live ports; {} other releases)",
+        "precision {} recall {} ({} of {} phantom-labelled ports caught; \
+         {} releases of ours, {} of live ports; {} other releases)",
         figures["precision"],
         figures["recall"],
         figures["phantoms_caught"],
@@ -1129,13 +1133,12 @@ fn port_manager_scenarios_precision_and_recall() {
         .into_iter()
         .flatten()
     {
-        eprintln!("time from phantom to release/report, {scenario}: {seconds} s");
+        eprintln!("time from phantom to release (P4: report), {scenario}: {seconds} s");
     }
-    for bug in &known_bugs {
+    for bug in &suite.known_bugs {
         eprintln!("KNOWN BUG: {bug}");
     }
-    println!("PORTS_LAB_FIGURES {report}");
-    eprintln!("PORTS_LAB_FIGURES {report}");
+    eprintln!("PORTS_LAB_FIGURES {line}");
 
     // No live port may ever be released.
     assert_eq!(
@@ -1147,17 +1150,21 @@ fn port_manager_scenarios_precision_and_recall() {
     assert_eq!(
         figures["recall"],
         json!(1.0),
-        "a phantom port was not caught: {}",
+        "phantom ports were not caught: {}",
         figures["missed"]
     );
     assert!(
-        problems.is_empty(),
+        suite.problems.is_empty(),
         "{} expectation(s) failed:\n- {}",
-        problems.len(),
-        problems.join("\n- ")
+        suite.problems.len(),
+        suite.problems.join("\n- ")
     );
     if std::env::var_os("PORTDIAL_PORTS_STRICT").is_some_and(|v| v == "1") {
-        assert!(known_bugs.is_empty(), "known bugs: {known_bugs:?}");
+        assert!(
+            suite.known_bugs.is_empty(),
+            "known bugs: {:?}",
+            suite.known_bugs
+        );
     }
 }
 

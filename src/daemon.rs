@@ -481,7 +481,11 @@ impl Daemon {
         // a session that is down.
         if released > 0 {
             let up = self.session.phase() == Phase::Running;
-            let action = if up { "none" } else { "redial" };
+            let action = match (up, self.options.persist) {
+                (true, _) => "none",
+                (false, true) => "redial",
+                (false, false) => "exit",
+            };
             self.publish(&PortEvent::SessionChecked { up, action });
         }
     }

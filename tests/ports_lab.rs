@@ -13,7 +13,12 @@
 //! Phases, one lab: 1. live and phantom ports side by side (bulk download,
 //! UDP echo exchange, idle TCP; blackholed connect, unanswered UDP, CLOSE-WAIT
 //! leak); 2. the terminal sleeps while a port moves data; 3. the server
-//! restarts (link loss, re-dial); 4. a second dialer in observe mode.
+//! restarts (link loss, re-dial; the address stays); 3b. only our session's
+//! pppd ends (link loss, re-dial to the next address); 4. a second dialer in
+//! observe mode. About a minute; `PORTS_LAB_FIGURES {json}` on stderr at the
+//! end. The time to release is bounded by the scan interval (2 s): a phantom
+//! waits for the next periodic scan, whose phase the suite's own `portdial
+//! ports` samples set.
 
 mod common;
 
@@ -407,8 +412,8 @@ struct Suite {
     /// Failed expectations, kept so every phase runs and the figures print
     /// before the suite fails.
     problems: Vec<String>,
-    /// Expectations the daemon does not meet today (see the KNOWN BUG
-    /// comments): reported, and fatal only with PORTDIAL_PORTS_STRICT=1.
+    /// Bugs this suite once found, checked so they stay fixed (see the
+    /// FIXED BUG comments); any entry fails the test.
     known_bugs: Vec<String>,
     facts: serde_json::Map<String, Value>,
 }
@@ -1032,12 +1037,11 @@ fn phase4_observe(suite: &mut Suite, observer: &Dialer, events: &EventLog) {
         watched.describe()
     );
 
-    // KNOWN BUG (daemon, src/ports/manager.rs `PortManager::scan`): a
-    // read-only `portdial ports` judges through `scan()`, which also moves the
-    // next periodic scan to now + scan_interval. A client polling `ports`
-    // more often than the interval starves the periodic scans, so phantoms
-    // are neither released nor reported while it polls. Measured here: poll
-    // every 0.5 s for three intervals and count the periodic scans.
+    // FIXED BUG (found by this suite; src/ports/manager.rs `PortManager::scan`):
+    // a read-only `portdial ports` judged through `scan()`, which also moved
+    // the next periodic scan to now + scan_interval, so a client polling
+    // `ports` more often than the interval starved the periodic scans. Checked
+    // here: poll every 0.5 s for three intervals and count the periodic scans.
     let poll_from = unix_now();
     let mut polled = Vec::new();
     while unix_now() < poll_from + 3.0 * SCAN_INTERVAL_S + 0.5 {
@@ -1159,13 +1163,11 @@ fn report(suite: &Suite, events: &[(f64, Value)], took: Duration) {
         suite.problems.len(),
         suite.problems.join("\n- ")
     );
-    if std::env::var_os("PORTDIAL_PORTS_STRICT").is_some_and(|v| v == "1") {
-        assert!(
-            suite.known_bugs.is_empty(),
-            "known bugs: {:?}",
-            suite.known_bugs
-        );
-    }
+    assert!(
+        suite.known_bugs.is_empty(),
+        "regressions of fixed bugs: {:?}",
+        suite.known_bugs
+    );
 }
 
 /// Precision, recall and the time from phantom to release, from every event

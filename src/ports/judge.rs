@@ -196,8 +196,9 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
     }
 
     let syn_only = socket.proto == Proto::Tcp && socket.state == SocketState::SynSent;
-    let tx = within(now, entry.last_tx_data, window_ms)
-        || (syn_only && within(now, entry.last_tx, window_ms));
+    // A connect still in SYN-SENT is still sending, also between the kernel's
+    // retries (1, 2, 4, 8 s apart: longer than a short window).
+    let tx = within(now, entry.last_tx_data, window_ms) || (syn_only && entry.syn_tx > 0);
     let rx = within(now, entry.last_rx_data, window_ms);
     match (tx, rx) {
         (true, true) => Judgement::new(
@@ -343,6 +344,23 @@ mod tests {
         let (v, reason) = verdict(&e, &s, &context(MIN));
         assert_eq!(v, Verdict::Suspect);
         assert!(reason.contains("watched 1m of the 5m window"), "{reason}");
+    }
+
+    #[test]
+    fn syn_sent_between_retries_is_still_tx_only() {
+        // SYNs at 0..5 s and 11 s, judged at 18 s with a 6 s window: the last
+        // SYN is older than the window, but the connect is still unanswered.
+        let mut e = entry(Proto::Tcp, 0);
+        e.syn_tx = 7;
+        e.tx_packets = 7;
+        e.last_tx = Some(11_000);
+        let mut c = context(18_000);
+        c.window = Duration::from_secs(6);
+        let (v, reason) = verdict(&e, &socket(Proto::Tcp, SocketState::SynSent), &c);
+        assert_eq!(
+            (v, reason.as_str()),
+            (Verdict::Phantom, "tx only for 18s, 7 SYNs unanswered")
+        );
     }
 
     #[test]

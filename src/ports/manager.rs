@@ -302,10 +302,10 @@ impl PortManager {
     /// `release` is set and their class is in `release` mode.
     pub fn scan(&mut self, now: Instant, trigger: Trigger, release: bool) -> Outcome {
         let mut outcome = Outcome::default();
-        if let Some(interval) = self.config.scan_interval {
-            self.next_scan = Some(now + interval);
-        } else {
-            self.next_scan = None;
+        // Only the scheduled scans move the schedule: a client asking for the
+        // table (or a manual scan) must not postpone or cancel them.
+        if trigger != Trigger::Request {
+            self.next_scan = self.config.scan_interval.map(|interval| now + interval);
         }
         let sockets = match sockets::list_sockets() {
             Ok(sockets) => sockets,

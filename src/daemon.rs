@@ -123,26 +123,31 @@ struct Daemon {
 
 /// Runs the dialer until it is told to stop or gives up.
 pub async fn run(options: DialConfig) -> Exit {
-    let socket =
-        match PacketSocket::open(&options.iface) {
-            Ok(socket) => socket,
-            Err(PacketSocketError::InterfaceMissing(name)) => {
-                return Exit::fail(
-                    exit::INTERFACE_MISSING,
-                    format!("interface {name} does not exist"),
-                )
-            }
-            Err(PacketSocketError::NotPermitted) => return Exit::fail(
+    let socket = match PacketSocket::open(&options.iface) {
+        Ok(socket) => socket,
+        Err(PacketSocketError::InterfaceMissing(name)) => {
+            return Exit::fail(
+                exit::INTERFACE_MISSING,
+                format!("interface {name} does not exist"),
+            )
+        }
+        Err(PacketSocketError::NotPermitted) => {
+            return Exit::fail(
                 exit::NOT_PERMITTED,
                 "opening a packet socket needs CAP_NET_RAW (run as root or grant the capability)",
-            ),
-            Err(error) => {
-                return Exit::fail(
-                    exit::INTERNAL_ERROR,
-                    format!("packet socket on {}: {error}", options.iface),
-                )
-            }
-        };
+            )
+        }
+        // Not an Ethernet interface (lo, a TUN, ...): the configuration is wrong.
+        Err(PacketSocketError::Io(error)) if error.kind() == std::io::ErrorKind::InvalidInput => {
+            return Exit::fail(exit::USAGE, format!("--iface {}: {error}", options.iface))
+        }
+        Err(error) => {
+            return Exit::fail(
+                exit::INTERNAL_ERROR,
+                format!("packet socket on {}: {error}", options.iface),
+            )
+        }
+    };
     let netlink = match Netlink::connect() {
         Ok(netlink) => netlink,
         Err(error) => return Exit::fail(exit::INTERNAL_ERROR, format!("netlink: {error}")),

@@ -119,6 +119,8 @@ struct Daemon {
     awaiting_redial: Option<String>,
     /// The session's IPv4 address before the link was lost.
     previous_address: Option<Ipv4Addr>,
+    /// Set while the packet socket is broken: when to try reopening it.
+    socket_retry: Option<Instant>,
 }
 
 /// Runs the dialer until it is told to stop or gives up.
@@ -229,6 +231,7 @@ pub async fn run(options: DialConfig) -> Exit {
         recent_events: VecDeque::new(),
         awaiting_redial: None,
         previous_address: None,
+        socket_retry: None,
     };
     daemon.ports = daemon
         .options
@@ -251,11 +254,11 @@ pub async fn run(options: DialConfig) -> Exit {
     while daemon.exit.is_none() {
         let wake = daemon.next_wake();
         tokio::select! {
-            result = daemon.socket.recv(&mut rx) => {
+            result = socket_recv(&daemon.socket, daemon.socket_retry.is_some(), &mut rx) => {
                 let now = Instant::now();
                 match result {
                     Ok(len) => daemon.on_frame(now, &mut rx, len),
-                    Err(error) => tracing::debug!(%error, "packet socket receive failed"),
+                    Err(error) => daemon.on_socket_error(now, error),
                 }
                 for _ in 1..BATCH {
                     match daemon.socket.try_recv(&mut rx) {
@@ -265,6 +268,9 @@ pub async fn run(options: DialConfig) -> Exit {
                 }
             }
             result = tun_recv(daemon.tun.as_ref(), &mut tx[HEADROOM..]) => {
+                if let Err(error) = &result {
+                    daemon.on_tun_error(Instant::now(), error);
+                }
                 if let Ok(len) = result {
                     let now = Instant::now();
                     daemon.on_tun_packet(now, &mut tx, len);
@@ -304,6 +310,18 @@ pub async fn run(options: DialConfig) -> Exit {
     daemon.exit.take().unwrap_or_else(Exit::ok)
 }
 
+/// The packet socket's next frame; never ready while it is being reopened.
+async fn socket_recv(
+    socket: &PacketSocket,
+    broken: bool,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
+    if broken {
+        return std::future::pending().await;
+    }
+    socket.recv(buf).await
+}
+
 async fn tun_recv(tun: Option<&Tun>, buf: &mut [u8]) -> std::io::Result<usize> {
     match tun {
         Some(tun) => tun.recv(buf).await,
@@ -333,10 +351,15 @@ impl Daemon {
             _ => None,
         };
         let ports = self.ports.as_ref().and_then(PortManager::next_wake);
-        [self.session.poll_timeout(), supervisor, ports]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.session.poll_timeout(),
+            supervisor,
+            ports,
+            self.socket_retry,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     async fn carrier(&self) -> bool {
@@ -430,7 +453,41 @@ impl Daemon {
         }
     }
 
+    /// A receive error that is not "nothing to read": the interface went down
+    /// or away. Stop polling the socket (an error returned at once would spin
+    /// the loop) and reopen it shortly; the carrier watcher handles the link.
+    fn on_socket_error(&mut self, now: Instant, error: std::io::Error) {
+        tracing::info!(%error, iface = %self.options.iface, "packet socket failed; reopening it");
+        self.socket_retry = Some(now + std::time::Duration::from_secs(1));
+    }
+
+    fn reopen_socket(&mut self, now: Instant) {
+        match PacketSocket::open(&self.options.iface) {
+            Ok(socket) => {
+                tracing::info!(iface = %self.options.iface, "packet socket reopened");
+                self.socket = socket;
+                self.socket_retry = None;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "packet socket not reopened yet");
+                self.socket_retry = Some(now + std::time::Duration::from_secs(1));
+            }
+        }
+    }
+
+    /// The TUN failed under us (removed by someone, say): the session cannot
+    /// carry traffic any more, so end it; a re-dial creates a new TUN.
+    fn on_tun_error(&mut self, now: Instant, error: &std::io::Error) {
+        tracing::warn!(%error, interface = %self.options.tun_name, "the TUN interface failed; ending the session");
+        self.tun = None;
+        self.open = Open::default();
+        self.session.close(now, "TUN interface lost");
+    }
+
     fn on_timer(&mut self, now: Instant) {
+        if self.socket_retry.is_some_and(|at| now >= at) {
+            self.reopen_socket(now);
+        }
         match self.supervisor {
             Supervisor::Holdoff { until } if now >= until => self.dial(now),
             Supervisor::Stopping { deadline } if now >= deadline => {

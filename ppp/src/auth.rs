@@ -224,10 +224,17 @@ impl Authenticator {
     /// Feeds a PAP packet. Returns false when it was not acceptable (wrong id,
     /// wrong code, not expected now) and was dropped.
     pub fn handle_pap(&mut self, packet: &control::Repr<'_>) -> bool {
-        let State::PapRequesting { identifier, .. } = self.state else {
+        let State::PapRequesting {
+            identifier, sent, ..
+        } = self.state
+        else {
             return false;
         };
-        if self.method != AuthMethod::Pap || packet.identifier != identifier {
+        // An answer to any request of this run counts (a late Ack of an
+        // earlier, identical request is still an Ack, as pppd takes it);
+        // identifiers we never sent do not.
+        let age = identifier.wrapping_sub(packet.identifier);
+        if self.method != AuthMethod::Pap || u32::from(age) >= sent {
             return false;
         }
         match pap::Repr::parse(packet) {
@@ -319,4 +326,275 @@ mod tests {
     }
 
     const CHAP_EXPECTED: &str = "e82cb2ed1efe04893c9cf73d4dd12e2d";
+
+    // ---- PAP retransmission, identifiers, CHAP timeouts and re-challenges ----
+    // Packets built with portdial_protocol's pap/chap Reprs (constructed, not captured).
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    fn credentials() -> Credentials {
+        Credentials {
+            user: "alice".into(),
+            password: Secret::new("wonderland"),
+        }
+    }
+
+    fn config() -> AuthConfig {
+        AuthConfig {
+            restart_interval: 3 * SECOND,
+            max_requests: 3,
+            challenge_timeout: 30 * SECOND,
+        }
+    }
+
+    fn sent(auth: &mut Authenticator) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| auth.poll_transmit()).collect()
+    }
+
+    /// The identifier of a PAP Authenticate-Request, checking it carries our credentials.
+    fn pap_request_identifier(packet: &[u8]) -> u8 {
+        let control = control::Repr::parse_bytes(packet).unwrap();
+        assert_eq!(
+            pap::Repr::parse(&control).unwrap(),
+            pap::Repr::AuthenticateRequest {
+                peer_id: b"alice",
+                password: b"wonderland",
+            }
+        );
+        control.identifier
+    }
+
+    fn feed_pap(auth: &mut Authenticator, repr: pap::Repr<'_>, identifier: u8) -> bool {
+        let bytes = repr.to_packet(identifier);
+        auth.handle_pap(&control::Repr::parse_bytes(&bytes).unwrap())
+    }
+
+    fn feed_chap(
+        auth: &mut Authenticator,
+        now: Instant,
+        repr: chap::Repr<'_>,
+        identifier: u8,
+    ) -> bool {
+        let bytes = repr.to_packet(identifier);
+        auth.handle_chap(now, &control::Repr::parse_bytes(&bytes).unwrap())
+    }
+
+    fn failure(method: AuthMethod, message: &str) -> Option<AuthOutcome> {
+        Some(AuthOutcome::Failure {
+            method,
+            message: message.into(),
+        })
+    }
+
+    #[test]
+    fn pap_retransmits_with_a_new_identifier_then_gives_up() {
+        let start = Instant::now();
+        let mut auth = Authenticator::start(start, AuthMethod::Pap, credentials(), config(), 0xfe);
+        let first = sent(&mut auth);
+        assert_eq!(first.len(), 1);
+        assert_eq!(pap_request_identifier(&first[0]), 0xfe);
+        assert_eq!(auth.poll_timeout(), Some(start + 3 * SECOND));
+        // Nothing before the restart interval is up.
+        auth.handle_timeout(start + 2 * SECOND);
+        assert!(sent(&mut auth).is_empty());
+        // One request per interval, each with the next identifier (wrapping).
+        for (at, identifier) in [(3, 0xff), (6, 0x00)] {
+            auth.handle_timeout(start + at * SECOND);
+            let again = sent(&mut auth);
+            assert_eq!(again.len(), 1, "at {at} s");
+            assert_eq!(pap_request_identifier(&again[0]), identifier, "at {at} s");
+            assert_eq!(auth.poll_timeout(), Some(start + (at + 3) * SECOND));
+            assert_eq!(auth.take_outcome(), None);
+        }
+        // max_requests (3) sent: the next expiry is the end.
+        auth.handle_timeout(start + 9 * SECOND);
+        assert!(sent(&mut auth).is_empty());
+        assert_eq!(
+            auth.take_outcome(),
+            failure(AuthMethod::Pap, "no answer to 3 PAP Authenticate-Requests")
+        );
+        assert_eq!(auth.poll_timeout(), None);
+    }
+
+    #[test]
+    fn pap_answers_with_a_wrong_identifier_are_ignored() {
+        let start = Instant::now();
+        let mut auth = Authenticator::start(start, AuthMethod::Pap, credentials(), config(), 10);
+        sent(&mut auth);
+        let ack = pap::Repr::AuthenticateAck { message: b"ok" };
+        let nak = pap::Repr::AuthenticateNak { message: b"no" };
+        assert!(!feed_pap(&mut auth, ack, 11));
+        assert!(!feed_pap(&mut auth, nak, 9));
+        assert_eq!(auth.take_outcome(), None);
+        // After a retransmission, an answer to either request counts (pppd
+        // takes a late Ack); one to an identifier never sent does not.
+        auth.handle_timeout(start + 3 * SECOND);
+        assert_eq!(pap_request_identifier(&sent(&mut auth)[0]), 11);
+        assert!(!feed_pap(&mut auth, ack, 12));
+        assert!(!feed_pap(&mut auth, ack, 9));
+        assert_eq!(auth.take_outcome(), None);
+        assert!(feed_pap(&mut auth, ack, 10));
+        assert_eq!(
+            auth.take_outcome(),
+            Some(AuthOutcome::Success {
+                method: AuthMethod::Pap,
+                message: "ok".into()
+            })
+        );
+        // Done: a duplicate Ack is not acted on again.
+        assert!(!feed_pap(&mut auth, ack, 11));
+        assert_eq!(auth.poll_timeout(), None);
+    }
+
+    #[test]
+    fn pap_nak_with_the_right_identifier_fails_with_its_message() {
+        let start = Instant::now();
+        let mut auth = Authenticator::start(start, AuthMethod::Pap, credentials(), config(), 10);
+        let nak = pap::Repr::AuthenticateNak {
+            message: b"Login incorrect",
+        };
+        assert!(feed_pap(&mut auth, nak, 10));
+        assert_eq!(
+            auth.take_outcome(),
+            failure(AuthMethod::Pap, "Login incorrect")
+        );
+    }
+
+    #[test]
+    fn chap_without_a_challenge_fails_after_the_timeout() {
+        let start = Instant::now();
+        let mut auth = Authenticator::start(start, AuthMethod::ChapMd5, credentials(), config(), 0);
+        assert!(sent(&mut auth).is_empty(), "CHAP waits for the AC");
+        assert_eq!(auth.poll_timeout(), Some(start + 30 * SECOND));
+        auth.handle_timeout(start + 29 * SECOND);
+        assert_eq!(auth.take_outcome(), None);
+        auth.handle_timeout(start + 30 * SECOND);
+        assert_eq!(
+            auth.take_outcome(),
+            failure(AuthMethod::ChapMd5, "no CHAP Challenge from the peer")
+        );
+    }
+
+    #[test]
+    fn chap_without_a_verdict_after_our_response_fails_after_the_timeout() {
+        let start = Instant::now();
+        let mut auth = Authenticator::start(start, AuthMethod::ChapMd5, credentials(), config(), 0);
+        let at = start + 5 * SECOND;
+        let challenge = chap::Repr::Challenge {
+            value: &[9; 16],
+            name: b"ac",
+        };
+        assert!(feed_chap(&mut auth, at, challenge, 3));
+        assert_eq!(sent(&mut auth).len(), 1);
+        // The wait restarts from the Challenge.
+        assert_eq!(auth.poll_timeout(), Some(at + 30 * SECOND));
+        auth.handle_timeout(at + 30 * SECOND);
+        assert_eq!(
+            auth.take_outcome(),
+            failure(
+                AuthMethod::ChapMd5,
+                "no CHAP Success or Failure after our Response"
+            )
+        );
+    }
+
+    #[test]
+    fn chap_failure_or_success_before_any_challenge_is_ignored() {
+        let start = Instant::now();
+        let mut auth = Authenticator::start(start, AuthMethod::ChapMd5, credentials(), config(), 0);
+        let failure_repr = chap::Repr::Failure { message: b"early" };
+        let success = chap::Repr::Success { message: b"early" };
+        assert!(!feed_chap(&mut auth, start, failure_repr, 1));
+        assert!(!feed_chap(&mut auth, start, success, 1));
+        assert_eq!(auth.take_outcome(), None);
+        assert!(sent(&mut auth).is_empty());
+        // The real exchange still works afterwards.
+        let challenge = chap::Repr::Challenge {
+            value: &[1; 16],
+            name: b"ac",
+        };
+        assert!(feed_chap(&mut auth, start, challenge, 1));
+        assert!(feed_chap(&mut auth, start, success, 1));
+        assert!(matches!(
+            auth.take_outcome(),
+            Some(AuthOutcome::Success { .. })
+        ));
+    }
+
+    #[test]
+    fn chap_rechallenge_after_success_is_answered() {
+        let start = Instant::now();
+        let mut auth = Authenticator::start(start, AuthMethod::ChapMd5, credentials(), config(), 0);
+        let check_response = |packet: &[u8], identifier: u8, value: &[u8]| {
+            let control = control::Repr::parse_bytes(packet).unwrap();
+            assert_eq!(control.identifier, identifier);
+            let expected = chap_md5_response(identifier, b"wonderland", value);
+            assert_eq!(
+                chap::Repr::parse(&control).unwrap(),
+                chap::Repr::Response {
+                    value: &expected,
+                    name: b"alice",
+                }
+            );
+        };
+        let first = [0x11; 16];
+        let challenge = chap::Repr::Challenge {
+            value: &first,
+            name: b"ac",
+        };
+        assert!(feed_chap(&mut auth, start, challenge, 7));
+        check_response(&sent(&mut auth)[0], 7, &first);
+        let success = chap::Repr::Success {
+            message: b"welcome",
+        };
+        assert!(feed_chap(&mut auth, start, success, 7));
+        assert_eq!(
+            auth.take_outcome(),
+            Some(AuthOutcome::Success {
+                method: AuthMethod::ChapMd5,
+                message: "welcome".into()
+            })
+        );
+        assert_eq!(auth.rechallenges, 0);
+        assert_eq!(auth.poll_timeout(), None);
+
+        // RFC 1994 §2: the authenticator may challenge again at any time.
+        let later = start + 600 * SECOND;
+        let second = [0x22; 20];
+        let rechallenge = chap::Repr::Challenge {
+            value: &second,
+            name: b"ac",
+        };
+        assert!(feed_chap(&mut auth, later, rechallenge, 8));
+        let responses = sent(&mut auth);
+        assert_eq!(responses.len(), 1);
+        check_response(&responses[0], 8, &second);
+        assert_eq!(auth.rechallenges, 1);
+        // The link is already up: Success changes nothing, no timer runs.
+        assert!(feed_chap(&mut auth, later, success, 8));
+        assert_eq!(auth.take_outcome(), None);
+        assert_eq!(auth.poll_timeout(), None);
+        // A Failure of a re-challenge ends the link.
+        assert!(feed_chap(&mut auth, later, rechallenge, 9));
+        assert_eq!(auth.rechallenges, 2);
+        let denied = chap::Repr::Failure { message: b"denied" };
+        assert!(feed_chap(&mut auth, later, denied, 9));
+        assert_eq!(auth.take_outcome(), failure(AuthMethod::ChapMd5, "denied"));
+    }
+
+    #[test]
+    fn packets_of_the_other_method_are_dropped() {
+        let start = Instant::now();
+        let mut pap_auth = Authenticator::start(start, AuthMethod::Pap, credentials(), config(), 1);
+        let challenge = chap::Repr::Challenge {
+            value: &[1; 16],
+            name: b"ac",
+        };
+        assert!(!feed_chap(&mut pap_auth, start, challenge, 1));
+        let mut chap_auth =
+            Authenticator::start(start, AuthMethod::ChapMd5, credentials(), config(), 1);
+        let ack = pap::Repr::AuthenticateAck { message: b"ok" };
+        assert!(!feed_pap(&mut chap_auth, ack, 1));
+        assert_eq!(chap_auth.take_outcome(), None);
+    }
 }

@@ -160,6 +160,12 @@ impl LcpPolicy {
     }
 }
 
+/// An option name for failure messages; `None` for the types the protocol
+/// crate does not know (it names them "unknown").
+pub(crate) fn named(name: &'static str) -> Option<&'static str> {
+    (name != "unknown").then_some(name)
+}
+
 /// Sorts the peer's options into the three answers RFC 1661 §5 allows; the
 /// first non-empty of reject, nak, ack wins.
 #[derive(Default)]
@@ -301,6 +307,10 @@ impl Policy for LcpPolicy {
         verdict
     }
 
+    fn option_name(&self, kind: u8) -> Option<&'static str> {
+        named(portdial_protocol::lcp::kind_name(kind))
+    }
+
     fn handle_ack(&mut self, _options: &[u8]) {
         self.negotiated.our_mru = self.want_mru;
         self.negotiated.our_magic = self.want_magic;
@@ -332,5 +342,407 @@ impl Policy for LcpPolicy {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The policy alone, through the `fsm::Policy` trait, on option lists built
+    //! with portdial_protocol's `LcpOption` (constructed, not captured).
+
+    use super::*;
+    use rand::SeedableRng;
+
+    fn policy(config: LcpConfig) -> LcpPolicy {
+        LcpPolicy::new(config, ChaCha8Rng::from_seed([1; 32]))
+    }
+
+    fn options(list: &[LcpOption<'_>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for option in list {
+            option.push_to(&mut out);
+        }
+        out
+    }
+
+    fn our_request(policy: &mut LcpPolicy) -> Vec<u8> {
+        let mut out = Vec::new();
+        policy.build_request(&mut out);
+        out
+    }
+
+    /// FCS-Alternatives (RFC 1570), which `LcpOption` leaves unknown: 16-bit FCS.
+    const FCS_ALTERNATIVES: LcpOption<'static> = LcpOption::Unknown {
+        kind: 9,
+        data: &[0x02],
+    };
+
+    #[test]
+    fn rfc_2516_options_are_rejected_exactly() {
+        let mut lcp = policy(LcpConfig::default());
+        let request = options(&[
+            LcpOption::Mru(1492),
+            LcpOption::Accm(0),
+            LcpOption::MagicNumber(0x1122_3344),
+            LcpOption::Pfc,
+            LcpOption::Acfc,
+            FCS_ALTERNATIVES,
+        ]);
+        let expected = options(&[
+            LcpOption::Accm(0),
+            LcpOption::Pfc,
+            LcpOption::Acfc,
+            FCS_ALTERNATIVES,
+        ]);
+        assert_eq!(
+            lcp.check_request(&request, true),
+            RequestVerdict::Reject(expected)
+        );
+        // Nothing of a rejected request is taken as agreed.
+        assert_eq!(lcp.negotiated().peer_mru, None);
+        assert_eq!(lcp.negotiated().peer_magic, None);
+    }
+
+    #[test]
+    fn quality_protocol_and_unknown_options_are_rejected() {
+        let mut lcp = policy(LcpConfig::default());
+        // LQR (0xc025) with a reporting period, and an option type nobody defined.
+        let quality = LcpOption::QualityProtocol {
+            protocol: 0xc025,
+            data: &[0, 0, 0x0b, 0xb8],
+        };
+        let unknown = LcpOption::Unknown {
+            kind: 0x42,
+            data: &[1, 2, 3],
+        };
+        let request = options(&[
+            LcpOption::Mru(1492),
+            quality,
+            LcpOption::MagicNumber(0x1122_3344),
+            unknown,
+        ]);
+        assert_eq!(
+            lcp.check_request(&request, true),
+            RequestVerdict::Reject(options(&[quality, unknown]))
+        );
+    }
+
+    #[test]
+    fn a_small_mru_is_naked_to_the_minimum_or_rejected() {
+        let mut lcp = policy(LcpConfig::default());
+        let request = options(&[LcpOption::Mru(64)]);
+        assert_eq!(
+            lcp.check_request(&request, true),
+            RequestVerdict::Nak(options(&[LcpOption::Mru(MIN_MRU)]))
+        );
+        // Past Max-Failure a Nak is no longer allowed: RFC 1661 §4.6 says Reject.
+        assert_eq!(
+            lcp.check_request(&request, false),
+            RequestVerdict::Reject(request.clone())
+        );
+        // The minimum itself is fine.
+        let request = options(&[LcpOption::Mru(MIN_MRU)]);
+        assert_eq!(lcp.check_request(&request, true), RequestVerdict::Ack);
+    }
+
+    #[test]
+    fn a_large_peer_mru_is_acked_and_our_mtu_clamped_to_the_link() {
+        for mru in [1500, 65535] {
+            let mut lcp = policy(LcpConfig::default());
+            let request = options(&[LcpOption::Mru(mru), LcpOption::MagicNumber(7)]);
+            assert_eq!(lcp.check_request(&request, true), RequestVerdict::Ack);
+            let negotiated = lcp.negotiated();
+            assert_eq!(negotiated.peer_mru, Some(mru));
+            assert_eq!(negotiated.peer_magic, Some(7));
+            assert_eq!(negotiated.mtu(PPPOE_MRU), 1492, "peer MRU {mru}");
+            assert_eq!(negotiated.mtu(1500), 1500, "peer MRU {mru}");
+        }
+        // A peer that names no MRU gets the RFC default, still clamped.
+        let mut lcp = policy(LcpConfig::default());
+        let request = options(&[LcpOption::MagicNumber(7)]);
+        assert_eq!(lcp.check_request(&request, true), RequestVerdict::Ack);
+        assert_eq!(lcp.negotiated().mtu(PPPOE_MRU), 1492);
+        assert_eq!(lcp.negotiated().mtu(1500), DEFAULT_MRU);
+    }
+
+    #[test]
+    fn pap_when_only_chap_is_allowed_is_naked_to_chap_md5() {
+        let mut lcp = policy(LcpConfig {
+            allow_pap: false,
+            ..LcpConfig::default()
+        });
+        let request = options(&[LcpOption::AuthProtocol(AuthProtocol::Pap)]);
+        assert_eq!(
+            lcp.check_request(&request, true),
+            RequestVerdict::Nak(options(&[LcpOption::AuthProtocol(AuthProtocol::Chap {
+                algorithm: 5
+            })]))
+        );
+    }
+
+    #[test]
+    fn chap_md5_when_only_pap_is_allowed_is_naked_to_pap() {
+        let mut lcp = policy(LcpConfig {
+            allow_chap: false,
+            ..LcpConfig::default()
+        });
+        let request = options(&[LcpOption::AuthProtocol(AuthProtocol::Chap { algorithm: 5 })]);
+        assert_eq!(
+            lcp.check_request(&request, true),
+            RequestVerdict::Nak(options(&[LcpOption::AuthProtocol(AuthProtocol::Pap)]))
+        );
+    }
+
+    #[test]
+    fn ms_chap_v2_is_naked_to_chap_md5() {
+        let mut lcp = policy(LcpConfig::default());
+        let request = options(&[
+            LcpOption::Mru(1492),
+            LcpOption::AuthProtocol(AuthProtocol::Chap { algorithm: 0x81 }),
+        ]);
+        assert_eq!(
+            lcp.check_request(&request, true),
+            RequestVerdict::Nak(options(&[LcpOption::AuthProtocol(AuthProtocol::Chap {
+                algorithm: 5
+            })]))
+        );
+        // Without Naks left, the method we cannot do is rejected.
+        assert_eq!(
+            lcp.check_request(&request, false),
+            RequestVerdict::Reject(options(&[LcpOption::AuthProtocol(AuthProtocol::Chap {
+                algorithm: 0x81
+            })]))
+        );
+    }
+
+    #[test]
+    fn an_accepted_method_is_recorded() {
+        let mut lcp = policy(LcpConfig::default());
+        let request = options(&[LcpOption::AuthProtocol(AuthProtocol::Chap { algorithm: 5 })]);
+        assert_eq!(lcp.check_request(&request, true), RequestVerdict::Ack);
+        assert_eq!(lcp.negotiated().auth, Some(AuthMethod::ChapMd5));
+        let request = options(&[LcpOption::AuthProtocol(AuthProtocol::Pap)]);
+        assert_eq!(lcp.check_request(&request, true), RequestVerdict::Ack);
+        assert_eq!(lcp.negotiated().auth, Some(AuthMethod::Pap));
+    }
+
+    #[test]
+    fn auth_with_no_method_allowed_is_rejected() {
+        let mut lcp = policy(LcpConfig {
+            allow_pap: false,
+            allow_chap: false,
+            ..LcpConfig::default()
+        });
+        for auth in [
+            AuthProtocol::Pap,
+            AuthProtocol::Chap { algorithm: 5 },
+            AuthProtocol::Eap,
+        ] {
+            let rejected = options(&[LcpOption::AuthProtocol(auth)]);
+            let request = options(&[
+                LcpOption::Mru(1492),
+                LcpOption::AuthProtocol(auth),
+                LcpOption::MagicNumber(7),
+            ]);
+            assert_eq!(
+                lcp.check_request(&request, true),
+                RequestVerdict::Reject(rejected),
+                "{auth}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_malformed_list_rejects_everything_from_the_bad_option_on() {
+        let mut lcp = policy(LcpConfig::default());
+        let mut request = options(&[LcpOption::Mru(1492), LcpOption::MagicNumber(7)]);
+        // Authentication-Protocol whose length byte (10) runs past the end.
+        let overrun = [0x03, 0x0a, 0xc0, 0x23];
+        request.extend_from_slice(&overrun);
+        assert_eq!(
+            lcp.check_request(&request, true),
+            RequestVerdict::Reject(overrun.to_vec())
+        );
+        // A length below 2 in the middle: it and everything after it.
+        let mut request = options(&[LcpOption::Mru(1492)]);
+        let tail = [0x05, 0x01, 0x01, 0x04, 0x05, 0xd4];
+        request.extend_from_slice(&tail);
+        assert_eq!(
+            lcp.check_request(&request, true),
+            RequestVerdict::Reject(tail.to_vec())
+        );
+    }
+
+    #[test]
+    fn a_known_option_of_the_wrong_length_is_rejected_alone() {
+        let mut lcp = policy(LcpConfig::default());
+        // MRU with three bytes of data, well framed: only it is rejected.
+        let bad_mru = [0x01, 0x05, 0x05, 0xd4, 0x00];
+        let mut request = bad_mru.to_vec();
+        LcpOption::MagicNumber(7).push_to(&mut request);
+        LcpOption::Pfc.push_to(&mut request);
+        let mut expected = bad_mru.to_vec();
+        LcpOption::Pfc.push_to(&mut expected);
+        assert_eq!(
+            lcp.check_request(&request, true),
+            RequestVerdict::Reject(expected)
+        );
+    }
+
+    #[test]
+    fn a_zero_magic_is_naked_with_a_usable_one() {
+        let mut lcp = policy(LcpConfig::default());
+        let ours = lcp.magic();
+        let request = options(&[LcpOption::MagicNumber(0)]);
+        let RequestVerdict::Nak(nak) = lcp.check_request(&request, true) else {
+            panic!("a zero magic must be Nak'd");
+        };
+        let suggested: Vec<_> = LcpOption::iter(&nak).collect();
+        let [Ok(LcpOption::MagicNumber(suggested))] = suggested.as_slice() else {
+            panic!("Nak carries one Magic-Number: {nak:02x?}");
+        };
+        assert_ne!(*suggested, 0);
+        assert_ne!(*suggested, lcp.magic());
+        // Zero is not a collision: our own number stays and no loopback is suspected.
+        assert_eq!(lcp.magic(), ours);
+        assert!(!lcp.loopback_detected());
+        assert_eq!(
+            lcp.check_request(&request, false),
+            RequestVerdict::Reject(request.clone())
+        );
+    }
+
+    #[test]
+    fn our_own_magic_five_times_is_a_loopback() {
+        let mut lcp = policy(LcpConfig::default());
+        for round in 1..=5 {
+            let ours = lcp.magic();
+            assert_ne!(ours, 0);
+            let request = options(&[LcpOption::Mru(1492), LcpOption::MagicNumber(ours)]);
+            let RequestVerdict::Nak(nak) = lcp.check_request(&request, true) else {
+                panic!("round {round}: our own magic must be Nak'd");
+            };
+            // A new number for us, and a different one suggested to the peer.
+            let fresh = lcp.magic();
+            assert_ne!(fresh, ours, "round {round}");
+            assert_ne!(nak, options(&[LcpOption::MagicNumber(fresh)]));
+            assert_ne!(nak, options(&[LcpOption::MagicNumber(0)]));
+            assert_eq!(
+                our_request(&mut lcp),
+                options(&[LcpOption::Mru(1492), LcpOption::MagicNumber(fresh)])
+            );
+            assert_eq!(lcp.loopback_detected(), round >= 5, "round {round}");
+        }
+    }
+
+    #[test]
+    fn a_distinct_magic_between_collisions_restarts_the_count() {
+        let mut lcp = policy(LcpConfig::default());
+        let collide = |lcp: &mut LcpPolicy| {
+            let request = options(&[LcpOption::MagicNumber(lcp.magic())]);
+            assert!(matches!(
+                lcp.check_request(&request, true),
+                RequestVerdict::Nak(_)
+            ));
+        };
+        for _ in 0..4 {
+            collide(&mut lcp);
+        }
+        let other = lcp.magic() ^ 1;
+        let request = options(&[LcpOption::MagicNumber(other)]);
+        assert_eq!(lcp.check_request(&request, true), RequestVerdict::Ack);
+        for _ in 0..4 {
+            collide(&mut lcp);
+        }
+        assert!(!lcp.loopback_detected());
+        collide(&mut lcp);
+        assert!(lcp.loopback_detected());
+    }
+
+    #[test]
+    fn a_nak_of_mru_1500_is_adopted_and_one_of_64_ignored() {
+        let mut lcp = policy(LcpConfig::default());
+        let magic = lcp.magic();
+        assert_eq!(lcp.handle_nak(&options(&[LcpOption::Mru(1500)])), Ok(()));
+        assert_eq!(
+            our_request(&mut lcp),
+            options(&[LcpOption::Mru(1500), LcpOption::MagicNumber(magic)])
+        );
+
+        let mut lcp = policy(LcpConfig::default());
+        let magic = lcp.magic();
+        for mru in [64, 127, 9000] {
+            assert_eq!(lcp.handle_nak(&options(&[LcpOption::Mru(mru)])), Ok(()));
+            assert_eq!(
+                our_request(&mut lcp),
+                options(&[LcpOption::Mru(1492), LcpOption::MagicNumber(magic)]),
+                "Nak of MRU {mru}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_nak_of_magic_draws_a_new_one() {
+        let mut lcp = policy(LcpConfig::default());
+        let magic = lcp.magic();
+        assert_eq!(
+            lcp.handle_nak(&options(&[LcpOption::MagicNumber(magic)])),
+            Ok(())
+        );
+        assert_ne!(lcp.magic(), magic);
+        assert_ne!(lcp.magic(), 0);
+    }
+
+    #[test]
+    fn a_reject_of_mru_and_magic_stops_asking_for_them() {
+        let mut lcp = policy(LcpConfig::default());
+        let request = our_request(&mut lcp);
+        assert_eq!(
+            request,
+            options(&[LcpOption::Mru(1492), LcpOption::MagicNumber(lcp.magic())])
+        );
+        assert_eq!(lcp.handle_reject(&request), Ok(()));
+        assert_eq!(our_request(&mut lcp), Vec::<u8>::new());
+        assert_eq!(lcp.magic(), 0, "no magic for echoes either");
+        // A new negotiation asks again.
+        lcp.reset();
+        assert_eq!(our_request(&mut lcp).len(), 4 + 6);
+    }
+
+    #[test]
+    fn an_ack_records_what_we_asked() {
+        let mut lcp = policy(LcpConfig::default());
+        let request = our_request(&mut lcp);
+        let magic = lcp.magic();
+        lcp.handle_ack(&request);
+        assert_eq!(lcp.negotiated().our_mru, Some(1492));
+        assert_eq!(lcp.negotiated().our_magic, Some(magic));
+        assert_eq!(lcp.magic(), magic);
+    }
+
+    #[test]
+    fn set_link_max_makes_the_next_request_ask_for_it() {
+        // Configured for 1500, but the link carries 1492 until RFC 4638 is confirmed.
+        let mut lcp = policy(LcpConfig {
+            mru: 1500,
+            ..LcpConfig::default()
+        });
+        let magic = lcp.magic();
+        assert_eq!(
+            our_request(&mut lcp),
+            options(&[LcpOption::Mru(1492), LcpOption::MagicNumber(magic)])
+        );
+        lcp.set_link_max(1500, 1500);
+        assert_eq!(lcp.config().link_max, 1500);
+        assert_eq!(
+            our_request(&mut lcp),
+            options(&[LcpOption::Mru(1500), LcpOption::MagicNumber(magic)])
+        );
+        // And it survives the reset at the start of the negotiation.
+        lcp.reset();
+        assert_eq!(
+            our_request(&mut lcp),
+            options(&[LcpOption::Mru(1500), LcpOption::MagicNumber(lcp.magic())])
+        );
     }
 }

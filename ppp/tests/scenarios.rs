@@ -3,11 +3,16 @@
 
 mod sim;
 
+use std::cell::Cell;
+use std::net::Ipv4Addr;
+use std::rc::Rc;
 use std::time::Duration;
 
 use portdial_ppp::auth::{AuthMethod, Credentials, Secret};
 use portdial_ppp::discovery::{DiscoveryConfig, DiscoveryError};
+use portdial_ppp::fsm::State as FsmState;
 use portdial_ppp::session::{DownCause, EchoConfig, Phase, Session, SessionConfig, SessionEvent};
+use portdial_protocol::control::{self, Code};
 use portdial_protocol::ethernet::MacAddr;
 use portdial_protocol::ppp::Protocol;
 use portdial_protocol::pppoe::Tag;
@@ -712,4 +717,286 @@ fn rfc4638_larger_mru_only_when_confirmed() {
     assert!(up_within(&mut pair, Duration::from_secs(10)));
     assert_eq!(ipv4_up(&pair).mtu, 1492);
     let _ = Tag::PppMaxPayload(1500);
+}
+
+// ---- RFC 4638, MRU Naks, informational LCP codes, NCP failures, PAP loss ----
+
+fn down_within(pair: &mut Pair, limit: Duration) -> DownCause {
+    pair.drive_until(limit, |p| p.saw(|e| matches!(e, SessionEvent::Down(_))));
+    down_cause(pair)
+}
+
+/// The distinct MRUs the client asked in LCP, in order (the client's early
+/// retransmission when the AC's first request crosses ours repeats one).
+fn asked_mrus(pair: &Pair) -> Vec<u16> {
+    let mut mrus = pair.acs[0].log.client_mrus.clone();
+    mrus.dedup();
+    mrus
+}
+
+/// Whether a frame is a PPPoE session frame carrying `protocol` (no VLAN tags).
+fn carries(frame: &[u8], protocol: Protocol) -> bool {
+    frame.get(12..14) == Some(&[0x88, 0x64][..])
+        && frame.get(20..22) == Some(&u16::from(protocol).to_be_bytes()[..])
+}
+
+#[test]
+fn rfc4638_confirmed_raises_the_mru_and_the_mtu_to_1500() {
+    let mut config = config();
+    config.discovery.ppp_max_payload = Some(1500);
+    config.lcp.mru = 1500;
+    let ac = AcConfig {
+        echo_ppp_max_payload: true,
+        mru: 1500,
+        ..AcConfig::default()
+    };
+    let mut pair = pair(config, vec![ac]);
+    assert!(up_within(&mut pair, Duration::from_secs(10)));
+    let log = &pair.acs[0].log;
+    assert_eq!(log.padr_ppp_max_payload, Some(1500));
+    assert_eq!(
+        pair.client.established().unwrap().ppp_max_payload,
+        Some(1500)
+    );
+    assert_eq!(asked_mrus(&pair), [1500], "we asked MRU 1500 in LCP");
+    assert_eq!(pair.client.lcp().policy().negotiated().our_mru, Some(1500));
+    assert_eq!(ipv4_up(&pair).mtu, 1500);
+    assert_eq!(pair.client.mtu(), 1500);
+    match pair.first(|e| matches!(e, SessionEvent::Ipv6Up(_))) {
+        Some((_, SessionEvent::Ipv6Up(info))) => assert_eq!(info.mtu, 1500),
+        _ => panic!("IPv6 never came up"),
+    }
+}
+
+#[test]
+fn rfc4638_confirmed_but_the_peers_mru_still_bounds_the_mtu() {
+    let mut config = config();
+    config.discovery.ppp_max_payload = Some(1500);
+    config.lcp.mru = 1500;
+    // The AC confirms baby jumbo frames but its PPP still asks for 1492.
+    let ac = AcConfig {
+        echo_ppp_max_payload: true,
+        ..AcConfig::default()
+    };
+    let mut pair = pair(config, vec![ac]);
+    assert!(up_within(&mut pair, Duration::from_secs(10)));
+    assert_eq!(asked_mrus(&pair), [1500]);
+    assert_eq!(ipv4_up(&pair).mtu, 1492);
+}
+
+#[test]
+fn rfc4638_not_asked_leaves_the_link_at_1492() {
+    // The AC would confirm, but we never asked: LCP stays at 1492 whatever lcp.mru says.
+    let mut config = config();
+    config.lcp.mru = 1500;
+    let ac = AcConfig {
+        echo_ppp_max_payload: true,
+        mru: 1500,
+        ..AcConfig::default()
+    };
+    let mut pair = pair(config, vec![ac]);
+    assert!(up_within(&mut pair, Duration::from_secs(10)));
+    assert_eq!(pair.acs[0].log.padr_ppp_max_payload, None);
+    assert_eq!(asked_mrus(&pair), [1492]);
+    assert_eq!(ipv4_up(&pair).mtu, 1492);
+}
+
+#[test]
+fn an_mru_nak_we_can_take_converges_on_it() {
+    let ac = AcConfig {
+        nak_mru_until: Some(1400),
+        ..AcConfig::default()
+    };
+    let mut pair = pair(config(), vec![ac]);
+    assert!(up_within(&mut pair, Duration::from_secs(10)));
+    assert_eq!(asked_mrus(&pair), [1492, 1400]);
+    assert_eq!(pair.client.lcp().policy().negotiated().our_mru, Some(1400));
+    // What we may send is the peer's MRU, untouched by what we receive.
+    assert_eq!(ipv4_up(&pair).mtu, 1492);
+}
+
+#[test]
+fn an_mru_nak_repeated_after_we_complied_stops_as_not_converging() {
+    // The AC Naks 1400 even when we ask 1400: we take it once, then the same
+    // request would go out again and again, and LCP gives up.
+    let ac = AcConfig {
+        nak_mru_forever: Some(1400),
+        ..AcConfig::default()
+    };
+    let mut pair = pair(config(), vec![ac]);
+    let cause = down_within(&mut pair, Duration::from_secs(120));
+    match &cause {
+        DownCause::Negotiation {
+            protocol: "LCP",
+            reason,
+        } => assert!(reason.contains("not converging"), "{reason}"),
+        other => panic!("unexpected cause {other:?}"),
+    }
+    assert_eq!(asked_mrus(&pair), [1492, 1400]);
+    let naks = pair.acs[0].log.lcp_naks_sent;
+    assert!(naks <= 10, "naks: {naks}");
+    assert!(!pair.is_up());
+}
+
+#[test]
+fn discard_request_identification_and_time_remaining_are_ignored() {
+    let mut pair = pair(config(), vec![AcConfig::default()]);
+    assert!(up_within(&mut pair, Duration::from_secs(10)));
+    let magic = AcConfig::default().magic.to_be_bytes();
+    let with_magic = |text: &[u8]| [&magic[..], text].concat();
+    let sent_before = pair.wire.len();
+    let dropped_before = pair.client.stats().dropped;
+    for (code, data) in [
+        (Code::DiscardRequest, with_magic(b"padding")),
+        (Code::Identification, with_magic(b"sim-ac 1.0")),
+        // Time-Remaining: magic, seconds remaining, message.
+        (
+            Code::TimeRemaining,
+            [&magic[..], &3600u32.to_be_bytes(), b"one hour"].concat(),
+        ),
+    ] {
+        let packet = control::Repr {
+            code,
+            identifier: 0x31,
+            data: &data,
+        }
+        .to_vec();
+        pair.acs[0].send_ppp(Protocol::Lcp, &packet);
+    }
+    pair.drive_for(Duration::from_secs(1));
+    // Nothing answered, nothing Code-Rejected, nothing counted as dropped.
+    let answers = pair.wire[sent_before..]
+        .iter()
+        .filter(|(_, direction, _)| *direction == Direction::ToAc)
+        .count();
+    assert_eq!(answers, 0);
+    assert_eq!(pair.acs[0].log.code_rejects, 0);
+    assert_eq!(pair.client.stats().dropped, dropped_before);
+    // The link stays up, echoes and all.
+    pair.drive_for(Duration::from_secs(60));
+    assert_eq!(pair.client.phase(), Phase::Running);
+    assert_eq!(pair.client.lcp().state(), FsmState::Opened);
+    assert!(!pair.saw(|e| matches!(e, SessionEvent::Down(_))));
+}
+
+#[test]
+fn ipcp_protocol_rejected_while_ipv6_is_up_leaves_ipv6_running() {
+    let mut pair = pair(config(), vec![AcConfig::default()]);
+    assert!(up_within(&mut pair, Duration::from_secs(10)));
+    assert!(pair.saw(|e| matches!(e, SessionEvent::Ipv6Up(_))));
+    // The AC stops running IPCP (it quotes one of our IPCP packets).
+    pair.acs[0].send_protocol_reject(Protocol::Ipcp, &[0x01, 0x05, 0x00, 0x04]);
+    pair.drive_for(Duration::from_secs(30));
+    assert!(pair.saw(|e| matches!(e, SessionEvent::Ipv4Down)));
+    assert!(!pair.saw(|e| matches!(e, SessionEvent::Ipv6Down)));
+    assert!(!pair.saw(|e| matches!(e, SessionEvent::Down(_))));
+    assert_eq!(pair.client.phase(), Phase::Running);
+    assert!(matches!(
+        pair.client.ipcp().state(),
+        FsmState::Stopped | FsmState::Closed
+    ));
+    assert_eq!(pair.client.ipv6cp().unwrap().state(), FsmState::Opened);
+    // IPv4 data is no longer accepted, IPv6 still is.
+    let ipv4 = [
+        0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 10,
+    ];
+    let ipv6 = [0x60, 0, 0, 0, 0, 0, 59, 64];
+    let dropped_before = pair.client.stats().dropped;
+    pair.acs[0].send_ppp(Protocol::Ipv4, &ipv4);
+    pair.acs[0].send_ppp(Protocol::Ipv6, &ipv6);
+    pair.exchange();
+    assert_eq!(pair.client.stats().dropped, dropped_before + 1);
+}
+
+#[test]
+fn ipcp_protocol_rejected_without_ipv6_ends_the_session() {
+    let mut config = config();
+    config.ipv6 = false;
+    let mut pair = pair(config, vec![AcConfig::default()]);
+    assert!(up_within(&mut pair, Duration::from_secs(10)));
+    pair.acs[0].send_protocol_reject(Protocol::Ipcp, &[0x01, 0x05, 0x00, 0x04]);
+    match down_within(&mut pair, Duration::from_secs(30)) {
+        DownCause::Negotiation {
+            protocol: "IPCP", ..
+        } => {}
+        other => panic!("unexpected cause {other:?}"),
+    }
+    assert_eq!(pair.client.phase(), Phase::Dead);
+}
+
+#[test]
+fn a_broadcast_address_from_ipcp_leaves_the_session_ipv6_only() {
+    let ac = AcConfig {
+        assign: Ipv4Addr::BROADCAST,
+        ..AcConfig::default()
+    };
+    let mut pair = pair(config(), vec![ac]);
+    pair.drive_for(Duration::from_secs(30));
+    assert!(!pair.is_up(), "IPv4 must not come up with 255.255.255.255");
+    assert!(pair.saw(|e| matches!(e, SessionEvent::Ipv6Up(_))));
+    assert!(!pair.saw(|e| matches!(e, SessionEvent::Down(_))));
+    assert_eq!(pair.client.phase(), Phase::Running);
+    let failure = pair.client.ipcp().failure().expect("IPCP says why");
+    assert!(failure.contains("255.255.255.255"), "{failure}");
+}
+
+#[test]
+fn a_broadcast_address_from_ipcp_without_ipv6_fails_naming_it() {
+    let mut config = config();
+    config.ipv6 = false;
+    let ac = AcConfig {
+        assign: Ipv4Addr::BROADCAST,
+        ..AcConfig::default()
+    };
+    let mut pair = pair(config, vec![ac]);
+    match down_within(&mut pair, Duration::from_secs(60)) {
+        DownCause::Negotiation {
+            protocol: "IPCP",
+            reason,
+        } => assert!(reason.contains("255.255.255.255"), "{reason}"),
+        other => panic!("unexpected cause {other:?}"),
+    }
+    assert!(!pair.is_up());
+    // LCP was closed politely and the PADT sent.
+    assert_eq!(pair.acs[0].log.lcp_terminate_requests, 1);
+    assert_eq!(pair.acs[0].log.padt, 1);
+}
+
+#[test]
+fn a_lost_pap_request_is_retransmitted() {
+    let mut pair = pair(config(), vec![AcConfig::default()]);
+    // The identifier of the lost request (the PPP payload starts at byte 22:
+    // code, then identifier).
+    let lost = Rc::new(Cell::new(None));
+    let lost_in_loss = Rc::clone(&lost);
+    pair.loss = Some(Box::new(move |direction, frame: &[u8]| {
+        if direction == Direction::ToAc
+            && carries(frame, Protocol::Pap)
+            && lost_in_loss.get().is_none()
+        {
+            lost_in_loss.set(frame.get(23).copied());
+            return true;
+        }
+        false
+    }));
+    assert!(up_within(&mut pair, Duration::from_secs(30)));
+    // The AC saw only the retransmission, sent after the 3 s restart interval.
+    assert_eq!(pair.acs[0].log.pap_requests.len(), 1);
+    let up_at = pair
+        .first(|e| matches!(e, SessionEvent::Ipv4Up(_)))
+        .unwrap()
+        .0;
+    assert_eq!(up_at, Duration::from_secs(3));
+    let retransmitted: Vec<(Duration, u8)> = pair
+        .wire
+        .iter()
+        .filter(|(_, d, f)| *d == Direction::ToAc && carries(f, Protocol::Pap))
+        .map(|(at, _, f)| (*at, f[23]))
+        .collect();
+    let lost = lost.get().expect("a PAP request was lost");
+    assert_eq!(
+        retransmitted,
+        [(Duration::from_secs(3), lost.wrapping_add(1))],
+        "one retransmission, with the next identifier"
+    );
 }

@@ -71,6 +71,12 @@ pub struct AcConfig {
     /// Drop the first N frames of each kind the client sends (a late pppd).
     pub ignore_first_lcp_requests: u32,
     pub restart: Duration,
+    /// RFC 4638: answer a PPP-Max-Payload tag in PADI/PADR with the same tag in
+    /// PADO/PADS (an AC that supports baby jumbo frames).
+    pub echo_ppp_max_payload: bool,
+    /// Nak the client's MRU with this value until the client asks for exactly
+    /// it, then Ack (an AC whose own MRU is lower, and which converges).
+    pub nak_mru_until: Option<u16>,
 }
 
 impl Default for AcConfig {
@@ -96,6 +102,8 @@ impl Default for AcConfig {
             assign: CLIENT_IP,
             ignore_first_lcp_requests: 0,
             restart: Duration::from_secs(3),
+            echo_ppp_max_payload: false,
+            nak_mru_until: None,
         }
     }
 }
@@ -117,6 +125,10 @@ pub struct AcLog {
     pub ipcp_requests: u32,
     pub client_magic: Option<u32>,
     pub code_rejects: u32,
+    /// The PPP-Max-Payload the client's last PADR asked for.
+    pub padr_ppp_max_payload: Option<u16>,
+    /// The MRU of each LCP Configure-Request the client sent (that asked one).
+    pub client_mrus: Vec<u16>,
 }
 
 #[derive(Debug, Default)]
@@ -223,6 +235,18 @@ impl SimAc {
         self.outbox.push_back(frame[range].to_vec());
     }
 
+    /// Sends an LCP Protocol-Reject of `protocol`, as a peer that stopped
+    /// running it does; `information` stands for the rejected packet.
+    pub fn send_protocol_reject(&mut self, protocol: Protocol, information: &[u8]) {
+        let mut data = Vec::new();
+        ProtocolRejectRepr {
+            protocol: protocol.into(),
+            information,
+        }
+        .push_to(&mut data);
+        self.reply(Protocol::Lcp, Code::ProtocolReject, 0x98, &data);
+    }
+
     /// Sends a CHAP Challenge (also used for re-challenges).
     pub fn send_challenge(&mut self) {
         self.chap_id = self.chap_id.wrapping_add(1);
@@ -303,6 +327,12 @@ impl SimAc {
                 if let Some(uniq) = &host_uniq {
                     tags.push(Tag::HostUniq(uniq));
                 }
+                if let Some(max) = repr
+                    .ppp_max_payload()
+                    .filter(|_| self.config.echo_ppp_max_payload)
+                {
+                    tags.push(Tag::PppMaxPayload(max));
+                }
                 let pado = DiscoveryRepr {
                     code: PppoeCode::Pado,
                     session_id: 0,
@@ -313,6 +343,7 @@ impl SimAc {
             PppoeCode::Padr => {
                 self.log.padr += 1;
                 self.log.padr_cookie = repr.ac_cookie().map(<[u8]>::to_vec);
+                self.log.padr_ppp_max_payload = repr.ppp_max_payload();
                 let mut tags = vec![Tag::ServiceName(repr.service_name().unwrap_or(b""))];
                 if let Some(uniq) = &host_uniq {
                     tags.push(Tag::HostUniq(uniq));
@@ -332,6 +363,12 @@ impl SimAc {
                     return; // a real AC drops a PADR without its cookie
                 }
                 let session_id = self.config.session_id;
+                if let Some(max) = repr
+                    .ppp_max_payload()
+                    .filter(|_| self.config.echo_ppp_max_payload)
+                {
+                    tags.push(Tag::PppMaxPayload(max));
+                }
                 let pads = DiscoveryRepr {
                     code: PppoeCode::Pads,
                     session_id,
@@ -539,10 +576,16 @@ impl SimAc {
                 if self.log.lcp_requests <= self.config.ignore_first_lcp_requests {
                     return;
                 }
+                let mut client_mru = None;
                 for option in LcpOption::iter(packet.data).flatten() {
-                    if let LcpOption::MagicNumber(magic) = option {
-                        self.log.client_magic = Some(magic);
+                    match option {
+                        LcpOption::MagicNumber(magic) => self.log.client_magic = Some(magic),
+                        LcpOption::Mru(mru) => client_mru = Some(mru),
+                        _ => {}
                     }
+                }
+                if let Some(mru) = client_mru {
+                    self.log.client_mrus.push(mru);
                 }
                 if self.config.reject_everything && !packet.data.is_empty() {
                     self.reply(
@@ -559,6 +602,15 @@ impl SimAc {
                     self.log.lcp_naks_sent += 1;
                     self.reply(Protocol::Lcp, Code::ConfigureNak, packet.identifier, &nak);
                     return;
+                }
+                if let Some(mru) = self.config.nak_mru_until {
+                    if client_mru.is_some_and(|asked| asked != mru) {
+                        let mut nak = Vec::new();
+                        LcpOption::Mru(mru).push_to(&mut nak);
+                        self.log.lcp_naks_sent += 1;
+                        self.reply(Protocol::Lcp, Code::ConfigureNak, packet.identifier, &nak);
+                        return;
+                    }
                 }
                 self.reply(
                     Protocol::Lcp,

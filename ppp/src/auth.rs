@@ -74,8 +74,20 @@ impl Default for AuthConfig {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthOutcome {
-    Success { method: AuthMethod, message: String },
-    Failure { method: AuthMethod, message: String },
+    Success {
+        method: AuthMethod,
+        message: String,
+    },
+    /// The peer refused our credentials (PAP Nak, CHAP Failure).
+    Failure {
+        method: AuthMethod,
+        message: String,
+    },
+    /// The peer never answered: not a verdict on the credentials.
+    NoAnswer {
+        method: AuthMethod,
+        message: String,
+    },
 }
 
 #[derive(Debug)]
@@ -170,7 +182,7 @@ impl Authenticator {
         match self.state {
             State::PapRequesting { sent, deadline, .. } if now >= deadline => {
                 if sent >= self.config.max_requests {
-                    self.fail(format!("no answer to {sent} PAP Authenticate-Requests"));
+                    self.no_answer(format!("no answer to {sent} PAP Authenticate-Requests"));
                 } else {
                     self.send_pap_request(now);
                 }
@@ -180,10 +192,18 @@ impl Authenticator {
                     None => "no CHAP Challenge from the peer".to_string(),
                     Some(_) => "no CHAP Success or Failure after our Response".to_string(),
                 };
-                self.fail(message);
+                self.no_answer(message);
             }
             _ => {}
         }
+    }
+
+    fn no_answer(&mut self, message: String) {
+        self.state = State::Done;
+        self.outcome = Some(AuthOutcome::NoAnswer {
+            method: self.method,
+            message,
+        });
     }
 
     fn fail(&mut self, message: String) {
@@ -379,6 +399,13 @@ mod tests {
         auth.handle_chap(now, &control::Repr::parse_bytes(&bytes).unwrap())
     }
 
+    fn no_answer(method: AuthMethod, message: &str) -> Option<AuthOutcome> {
+        Some(AuthOutcome::NoAnswer {
+            method,
+            message: message.into(),
+        })
+    }
+
     fn failure(method: AuthMethod, message: &str) -> Option<AuthOutcome> {
         Some(AuthOutcome::Failure {
             method,
@@ -411,7 +438,7 @@ mod tests {
         assert!(sent(&mut auth).is_empty());
         assert_eq!(
             auth.take_outcome(),
-            failure(AuthMethod::Pap, "no answer to 3 PAP Authenticate-Requests")
+            no_answer(AuthMethod::Pap, "no answer to 3 PAP Authenticate-Requests")
         );
         assert_eq!(auth.poll_timeout(), None);
     }
@@ -471,7 +498,7 @@ mod tests {
         auth.handle_timeout(start + 30 * SECOND);
         assert_eq!(
             auth.take_outcome(),
-            failure(AuthMethod::ChapMd5, "no CHAP Challenge from the peer")
+            no_answer(AuthMethod::ChapMd5, "no CHAP Challenge from the peer")
         );
     }
 
@@ -491,7 +518,7 @@ mod tests {
         auth.handle_timeout(at + 30 * SECOND);
         assert_eq!(
             auth.take_outcome(),
-            failure(
+            no_answer(
                 AuthMethod::ChapMd5,
                 "no CHAP Success or Failure after our Response"
             )

@@ -103,10 +103,13 @@ impl LcpPolicy {
     }
 
     /// Raises the link's limit once the AC confirmed an RFC 4638 PPP-Max-Payload.
+    /// Sets what this session's link carries: raised once the AC confirmed an
+    /// RFC 4638 PPP-Max-Payload, and set back for a session whose AC did not
+    /// (the next AC may not carry baby jumbo frames).
     pub fn set_link_max(&mut self, link_max: u16, mru: u16) {
         self.config.link_max = link_max;
         self.config.mru = mru;
-        self.want_mru = Some(mru);
+        self.want_mru = Some(mru.min(link_max));
     }
 
     pub fn negotiated(&self) -> &LcpNegotiated {

@@ -647,8 +647,11 @@ impl Session {
             Code::EchoReply => {
                 if let Ok(echo) = EchoRepr::parse(packet.data) {
                     let magic = self.lcp.policy().magic();
+                    // A reply carrying our own magic is not an answer; as pppd,
+                    // ignore it (a looped line reflects our Echo-Requests, which
+                    // the Echo-Request branch catches).
                     if magic != 0 && echo.magic == magic {
-                        self.lcp.policy_mut().note_loopback();
+                        tracing::debug!("Echo-Reply with our own magic ignored");
                     } else {
                         self.stats.echo_replies_received += 1;
                         self.echo.outstanding = 0;
@@ -896,15 +899,19 @@ impl Session {
             vlans: self.config.discovery.vlans,
             session_id: established.session_id,
         });
-        // RFC 4638: a larger MRU only when we asked and the AC confirmed it.
-        if let (Some(asked), Some(confirmed)) = (
+        // RFC 4638: a larger MRU only when we asked and this AC confirmed it;
+        // every session starts from the configured limits again.
+        let (link_max, mru) = match (
             self.config.discovery.ppp_max_payload,
             established.ppp_max_payload,
         ) {
-            let link_max = asked.min(confirmed);
-            let mru = self.config.lcp.mru.min(link_max);
-            self.lcp.policy_mut().set_link_max(link_max, mru);
-        }
+            (Some(asked), Some(confirmed)) => {
+                let link_max = asked.min(confirmed);
+                (link_max, self.config.lcp.mru.min(link_max))
+            }
+            _ => (self.config.lcp.link_max, self.config.lcp.mru),
+        };
+        self.lcp.policy_mut().set_link_max(link_max, mru);
         self.established = Some(established.clone());
         self.events
             .push_back(SessionEvent::DiscoveryComplete(established));
@@ -993,6 +1000,24 @@ impl Session {
                 tracing::info!(method = method.name(), message, "authentication failed");
                 self.pending_cause = Some(DownCause::AuthFailed { method, message });
                 self.lcp.close(now, "Authentication failed");
+            }
+            // Silence is a failed negotiation (worth re-dialing), not a verdict
+            // on the password.
+            AuthOutcome::NoAnswer { method, message } => {
+                tracing::info!(
+                    method = method.name(),
+                    message,
+                    "authentication got no answer"
+                );
+                let protocol = match method {
+                    AuthMethod::Pap => "PAP",
+                    AuthMethod::ChapMd5 => "CHAP",
+                };
+                self.pending_cause = Some(DownCause::Negotiation {
+                    protocol,
+                    reason: message,
+                });
+                self.lcp.close(now, "Authentication timed out");
             }
         }
     }

@@ -1000,3 +1000,52 @@ fn a_lost_pap_request_is_retransmitted() {
         "one retransmission, with the next identifier"
     );
 }
+
+#[test]
+fn rfc4638_does_not_carry_over_to_a_redial_without_confirmation() {
+    let mut config = config();
+    config.discovery.ppp_max_payload = Some(1500);
+    config.lcp.mru = 1500;
+    let ac = AcConfig {
+        echo_ppp_max_payload: true,
+        mru: 1500,
+        ..AcConfig::default()
+    };
+    let mut pair = pair(config, vec![ac]);
+    assert!(up_within(&mut pair, Duration::from_secs(10)));
+    assert_eq!(ipv4_up(&pair).mtu, 1500);
+    // The next AC (after a PADT) does not confirm PPP-Max-Payload.
+    let session_id = pair.acs[0].session_id().unwrap();
+    pair.acs[0].send_padt(session_id, AC_MAC);
+    pair.drive_for(Duration::from_secs(1));
+    pair.acs[0].config.echo_ppp_max_payload = false;
+    pair.events.clear();
+    let now = pair.now;
+    pair.client.open(now);
+    assert!(up_within(&mut pair, Duration::from_secs(10)));
+    assert_eq!(
+        ipv4_up(&pair).mtu,
+        1492,
+        "the second session's link carries 1492"
+    );
+    assert_eq!(pair.client.lcp().policy().negotiated().our_mru, Some(1492));
+}
+
+#[test]
+fn an_echo_reply_with_our_own_magic_is_ignored_not_a_loopback() {
+    let mut pair = pair(config(), vec![AcConfig::default()]);
+    assert!(up_within(&mut pair, Duration::from_secs(10)));
+    let magic = pair.acs[0].log.client_magic.unwrap();
+    let mut data = Vec::new();
+    portdial_protocol::lcp::EchoRepr { magic, data: &[] }.push_to(&mut data);
+    let reply = portdial_protocol::control::Repr {
+        code: portdial_protocol::control::Code::EchoReply,
+        identifier: 9,
+        data: &data,
+    }
+    .to_vec();
+    pair.acs[0].send_ppp(Protocol::Lcp, &reply);
+    pair.drive_for(Duration::from_secs(5));
+    assert_eq!(pair.client.phase(), Phase::Running);
+    assert!(!pair.saw(|e| matches!(e, SessionEvent::Down(_))));
+}

@@ -377,11 +377,20 @@ impl FileConfig {
                 path.display()
             ))
         })?;
+        // toml's own message quotes the offending line, which may hold the
+        // password: report the position and the message only.
         let mut file: FileConfig = toml::from_str(&text).map_err(|error| {
+            let position = error.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                format!("line {line}, column {column}: ")
+            });
             ConfigError::new(format!(
-                "config file {}: {}",
+                "config file {}: {}{}",
                 path.display(),
-                error.to_string().trim_end()
+                position.unwrap_or_default(),
+                error.message().trim_end()
             ))
         })?;
         if let Some(base) = path.parent() {

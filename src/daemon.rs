@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
+use portdial_ppp::discovery::Established;
 use portdial_ppp::session::{
     DownCause, Ipv4Info, Ipv6Info, Phase, Received, Session, SessionEvent,
 };
@@ -121,6 +122,15 @@ struct Daemon {
     previous_address: Option<Ipv4Addr>,
     /// Set while the packet socket is broken: when to try reopening it.
     socket_retry: Option<Instant>,
+    /// The hook scripts queued so far (they run one after another).
+    hooks: Option<tokio::task::JoinHandle<()>>,
+    /// The last session's discovery result, for ip-down after it ended.
+    last_established: Option<Established>,
+    /// A failure of ours (not the link's) that ended the session: exit code
+    /// and message, reported instead of a clean close.
+    local_failure: Option<(u8, String)>,
+    /// SIGHUP: end the link and re-dial (with `persist`), as pppd does.
+    hangup: bool,
 }
 
 /// Runs the dialer until it is told to stop or gives up.
@@ -192,6 +202,10 @@ pub async fn run(options: DialConfig) -> Exit {
         Ok(s) => s,
         Err(error) => return Exit::fail(exit::INTERNAL_ERROR, format!("signal handler: {error}")),
     };
+    let mut sighup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(error) => return Exit::fail(exit::INTERNAL_ERROR, format!("signal handler: {error}")),
+    };
     let mut sigint = match signal(SignalKind::interrupt()) {
         Ok(s) => s,
         Err(error) => return Exit::fail(exit::INTERNAL_ERROR, format!("signal handler: {error}")),
@@ -232,6 +246,10 @@ pub async fn run(options: DialConfig) -> Exit {
         awaiting_redial: None,
         previous_address: None,
         socket_retry: None,
+        hooks: None,
+        last_established: None,
+        local_failure: None,
+        hangup: false,
     };
     daemon.ports = daemon
         .options
@@ -304,9 +322,12 @@ pub async fn run(options: DialConfig) -> Exit {
             Some(incoming) = requests.recv() => daemon.on_request(Instant::now(), incoming),
             _ = sigterm.recv() => daemon.on_signal(Instant::now()),
             _ = sigint.recv() => daemon.on_signal(Instant::now()),
+            _ = sighup.recv() => daemon.on_hangup(Instant::now()),
         }
         daemon.flush(Instant::now()).await;
     }
+    // ip-down (and any release hooks) run before we are gone.
+    daemon.finish_hooks().await;
     daemon.exit.take().unwrap_or_else(Exit::ok)
 }
 
@@ -481,6 +502,10 @@ impl Daemon {
         tracing::warn!(%error, interface = %self.options.tun_name, "the TUN interface failed; ending the session");
         self.tun = None;
         self.open = Open::default();
+        self.local_failure = Some((
+            exit::INTERNAL_ERROR,
+            format!("the TUN interface failed: {error}"),
+        ));
         self.session.close(now, "TUN interface lost");
     }
 
@@ -536,7 +561,7 @@ impl Daemon {
                     .and_then(|p| p.config().on_release.clone()),
             ) {
                 let env = release_env(&event);
-                tokio::task::spawn_blocking(move || run_release_hook(&script, &env));
+                self.queue_hook(move || run_release_hook(&script, &env));
             }
         }
         // Claim 6: after releasing, check the session; the supervisor re-dials
@@ -627,6 +652,24 @@ impl Daemon {
                 };
                 self.session.close(now, "User request");
             }
+            _ => self.exit = Some(Exit::ok()),
+        }
+    }
+
+    /// SIGHUP, as pppd: end the link (Terminate, PADT); with `persist` dial
+    /// again at once, otherwise exit.
+    fn on_hangup(&mut self, now: Instant) {
+        match self.supervisor {
+            Supervisor::Dialing if self.session.phase() != Phase::Dead => {
+                tracing::info!("SIGHUP: ending the link");
+                self.hangup = true;
+                self.session.close(now, "SIGHUP");
+            }
+            Supervisor::Holdoff { .. } | Supervisor::WaitingCarrier if self.options.persist => {
+                tracing::info!("SIGHUP: dialing now");
+                self.dial(now);
+            }
+            Supervisor::Stopping { .. } => {}
             _ => self.exit = Some(Exit::ok()),
         }
     }
@@ -762,6 +805,7 @@ impl Daemon {
         match event {
             SessionEvent::Phase(_) | SessionEvent::Authenticated { .. } => {}
             SessionEvent::DiscoveryComplete(established) => {
+                self.last_established = Some(established.clone());
                 let record = SessionState {
                     iface: self.options.iface.clone(),
                     ac_mac: established.ac_mac,
@@ -774,9 +818,10 @@ impl Daemon {
                 }
             }
             SessionEvent::Ipv4Up(info) => {
-                if let Err(message) = self.configure_ipv4(&info).await {
+                let previous = self.ipv4.clone();
+                if let Err((code, message)) = self.configure_ipv4(&info, previous.as_ref()).await {
                     tracing::error!(%message, "cannot configure the TUN interface");
-                    self.last_failure = Some(message.clone());
+                    self.local_failure = Some((code, message));
                     self.session.close(now, "cannot configure the interface");
                     return;
                 }
@@ -797,11 +842,10 @@ impl Daemon {
                     });
                 }
                 self.previous_address = Some(info.local);
-                self.run_hook(self.options.ip_up.clone(), &info, false)
-                    .await;
+                self.run_hook(self.options.ip_up.clone(), &info, false);
             }
             SessionEvent::Ipv6Up(info) => {
-                if let Err(message) = self.configure_ipv6(&info).await {
+                if let Err((_, message)) = self.configure_ipv6(&info).await {
                     tracing::warn!(%message, "cannot configure IPv6 on the TUN interface");
                     return;
                 }
@@ -812,8 +856,7 @@ impl Daemon {
             SessionEvent::Ipv4Down => {
                 self.open.ipv4 = false;
                 if let Some(info) = self.ipv4.clone() {
-                    self.run_hook(self.options.ip_down.clone(), &info, true)
-                        .await;
+                    self.run_hook(self.options.ip_down.clone(), &info, true);
                 }
                 self.remove_resolv();
             }
@@ -830,11 +873,17 @@ impl Daemon {
         self.consecutive_failures = 0;
     }
 
-    async fn ensure_tun(&mut self) -> Result<u32, String> {
+    async fn ensure_tun(&mut self) -> Result<u32, LocalFailure> {
         if self.tun.is_none() {
             let tun = Tun::create(&self.options.tun_name).map_err(|error| match error {
-                TunError::NotPermitted => "creating a TUN needs CAP_NET_ADMIN".to_string(),
-                other => format!("TUN {}: {other}", self.options.tun_name),
+                TunError::NotPermitted => (
+                    exit::NOT_PERMITTED,
+                    "creating a TUN needs CAP_NET_ADMIN".to_string(),
+                ),
+                other => (
+                    exit::INTERNAL_ERROR,
+                    format!("TUN {}: {other}", self.options.tun_name),
+                ),
             })?;
             // IPv6CP negotiates the link-local address; without this the kernel
             // adds one of its own beside it.
@@ -849,27 +898,51 @@ impl Daemon {
         let name = self.options.tun_name.clone();
         match self.netlink.link_index(&name).await {
             Ok(Some(index)) => Ok(index),
-            Ok(None) => Err(format!("TUN {name} vanished")),
-            Err(error) => Err(format!("netlink: {error}")),
+            Ok(None) => Err((exit::INTERNAL_ERROR, format!("TUN {name} vanished"))),
+            Err(error) => Err(os_failure(format!("netlink: finding {name}"), error)),
         }
     }
 
-    async fn configure_ipv4(&mut self, info: &Ipv4Info) -> Result<(), String> {
+    /// Configures IPv4 on the TUN. `previous` is what an earlier IPCP of the
+    /// same session set (a renegotiation): the same address is already there;
+    /// a different one replaces it.
+    async fn configure_ipv4(
+        &mut self,
+        info: &Ipv4Info,
+        previous: Option<&Ipv4Info>,
+    ) -> Result<(), LocalFailure> {
         let index = self.ensure_tun().await?;
         let mtu = self.options.tun_mtu(info.mtu);
         self.mss = self.options.mss_for(mtu);
+        let changed = previous.is_some_and(|old| old.local != info.local || old.peer != info.peer);
         let nl = &self.netlink;
+        if changed {
+            nl.flush_addresses(index)
+                .await
+                .map_err(|e| os_failure("remove the old addresses".into(), e))?;
+        }
         nl.set_mtu(index, u32::from(mtu))
             .await
-            .map_err(|e| format!("set MTU {mtu}: {e}"))?;
-        match info.peer {
+            .map_err(|e| os_failure(format!("set MTU {mtu}"), e))?;
+        let added = match info.peer {
             Some(peer) => nl.add_ipv4_ptp(index, info.local, peer).await,
             None => nl.add_ipv4(index, info.local, 32).await,
+        };
+        match added {
+            Ok(()) => {}
+            // Renegotiated to the same address: it is in place already.
+            Err(error) if error.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(error) => return Err(os_failure(format!("add address {}", info.local), error)),
         }
-        .map_err(|e| format!("add address {}: {e}", info.local))?;
         nl.set_up(index)
             .await
-            .map_err(|e| format!("bring up: {e}"))?;
+            .map_err(|e| os_failure("bring up".into(), e))?;
+        if changed {
+            if let Some(v6) = self.ipv6 {
+                self.configure_ipv6(&v6).await?;
+            }
+        }
+        let nl = &self.netlink;
         if self.options.default_route {
             if let Err(error) = nl.add_default_route_v4(index).await {
                 tracing::warn!(%error, "not replacing the existing default route");
@@ -891,7 +964,7 @@ impl Daemon {
         Ok(())
     }
 
-    async fn configure_ipv6(&mut self, info: &Ipv6Info) -> Result<(), String> {
+    async fn configure_ipv6(&mut self, info: &Ipv6Info) -> Result<(), LocalFailure> {
         let index = self.ensure_tun().await?;
         let local: Ipv6Addr = link_local(info.local_id);
         let result = match info.peer_id {
@@ -902,11 +975,15 @@ impl Daemon {
             }
             None => self.netlink.add_ipv6(index, local, 64).await,
         };
-        result.map_err(|e| format!("add {local}: {e}"))?;
+        match result {
+            Ok(()) => {}
+            Err(error) if error.raw_os_error() == Some(libc::EEXIST) => {}
+            Err(error) => return Err(os_failure(format!("add {local}"), error)),
+        }
         self.netlink
             .set_up(index)
             .await
-            .map_err(|e| format!("bring up: {e}"))?;
+            .map_err(|e| os_failure("bring up".into(), e))?;
         tracing::info!(interface = %self.options.tun_name, %local, "IPv6 link-local up");
         Ok(())
     }
@@ -919,9 +996,17 @@ impl Daemon {
         }
     }
 
-    async fn run_hook(&self, script: Option<PathBuf>, info: &Ipv4Info, down: bool) {
+    /// Starts a hook script in the background. Hooks run one after another
+    /// (ip-down waits for ip-up, release hooks queue), and never hold up the
+    /// device loop: pppd runs its scripts asynchronously too.
+    fn run_hook(&mut self, script: Option<PathBuf>, info: &Ipv4Info, down: bool) {
         let Some(script) = script else { return };
-        let established = self.session.established();
+        // ip-down runs after Session::finish cleared the session: use what was
+        // recorded when it was established.
+        let established = self
+            .session
+            .established()
+            .or(self.last_established.as_ref());
         let mut env = HookEnv::new(&self.options.tun_name, &self.options.iface, info.local);
         env.remote = info.peer;
         env.dns = info.dns.clone();
@@ -937,19 +1022,41 @@ impl Daemon {
                 bytes_received: self.counters.rx_bytes,
             });
         }
-        let result = tokio::task::spawn_blocking(move || hooks::run_hook(&script, &env)).await;
-        match result {
-            Ok(Ok(outcome)) if outcome.status.success() => {}
-            Ok(Ok(outcome)) => {
-                tracing::warn!(status = %outcome.status, output = %outcome.output, "hook script failed")
+        self.queue_hook(move || match hooks::run_hook(&script, &env) {
+            Ok(outcome) if outcome.status.success() => {}
+            Ok(outcome) => {
+                tracing::warn!(script = %script.display(), status = %outcome.status, output = %outcome.output, "hook script failed")
             }
-            Ok(Err(error)) => tracing::warn!(%error, "hook script could not run"),
-            Err(error) => tracing::warn!(%error, "hook task failed"),
+            Err(error) => tracing::warn!(%error, "hook script could not run"),
+        });
+    }
+
+    /// Runs `job` on the blocking pool after every hook queued before it.
+    fn queue_hook(&mut self, job: impl FnOnce() + Send + 'static) {
+        let previous = self.hooks.take();
+        self.hooks = Some(tokio::spawn(async move {
+            if let Some(previous) = previous {
+                let _ = previous.await;
+            }
+            if let Err(error) = tokio::task::spawn_blocking(job).await {
+                tracing::warn!(%error, "hook task failed");
+            }
+        }));
+    }
+
+    /// Waits for the queued hooks (ip-down on the way out), bounded.
+    async fn finish_hooks(&mut self) {
+        if let Some(hooks) = self.hooks.take() {
+            // Each hook is bounded to 30 s plus a 2 s grace by hooks::run_hook.
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(70), hooks).await;
         }
     }
 
     fn on_down(&mut self, now: Instant, cause: DownCause) {
-        let local_close = matches!(cause, DownCause::LocalClose { .. })
+        let failure = self.local_failure.take();
+        let hangup = std::mem::take(&mut self.hangup);
+        // Our own orderly close (SIGTERM, or SIGHUP): nothing was lost.
+        let local_close = (matches!(cause, DownCause::LocalClose { .. }) && failure.is_none())
             || matches!(self.supervisor, Supervisor::Stopping { .. });
         let had_addresses = self
             .ports
@@ -981,12 +1088,31 @@ impl Daemon {
         self.remove_resolv();
         let _ = state_file::clear(&self.options.state_file);
         self.mss = None;
-        self.last_failure = Some(cause.to_string());
+        self.last_failure = Some(
+            failure
+                .as_ref()
+                .map_or_else(|| cause.to_string(), |(_, m)| m.clone()),
+        );
         if let Supervisor::Stopping { .. } = self.supervisor {
             self.exit = Some(Exit::ok());
             return;
         }
-        if !self.options.persist {
+        if let Some((code, message)) = failure {
+            // A failure of ours: its own exit code, and it counts toward maxfail.
+            if !self.options.persist {
+                self.exit = Some(Exit::fail(code, message));
+                return;
+            }
+            self.session_reached_up = false;
+        } else if hangup {
+            if !self.options.persist {
+                self.exit = Some(Exit::ok());
+                return;
+            }
+            tracing::info!("SIGHUP: re-dialing");
+            self.supervisor = Supervisor::Holdoff { until: now };
+            return;
+        } else if !self.options.persist {
             let code = exit_code_for(&cause);
             self.exit = Some(if code == exit::OK {
                 Exit::ok()
@@ -1026,6 +1152,19 @@ pub async fn status(path: &std::path::Path) -> Result<Status, String> {
         Ok(Response::Data { .. }) => Err("unexpected answer to a status request".into()),
         Err(error) => Err(error.to_string()),
     }
+}
+
+/// A failure of ours that ends a session: the exit code it maps to, and why.
+type LocalFailure = (u8, String);
+
+/// An operating-system error while configuring: "not permitted" has its own
+/// exit code, everything else is internal.
+fn os_failure(what: String, error: std::io::Error) -> LocalFailure {
+    let code = match error.raw_os_error() {
+        Some(libc::EPERM) | Some(libc::EACCES) => exit::NOT_PERMITTED,
+        _ => exit::INTERNAL_ERROR,
+    };
+    (code, format!("{what}: {error}"))
 }
 
 /// The environment of the `--on-release` hook: the event's fields.

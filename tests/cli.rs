@@ -121,3 +121,15 @@ fn discover_on_a_missing_interface() {
     let output = portdial_in_netns(&["discover", "--iface", "eth9"]);
     assert_eq!(output.status.code(), Some(8), "{}", stderr(&output));
 }
+
+#[test]
+fn a_config_syntax_error_does_not_print_the_password() {
+    let config = temp("secret.toml");
+    std::fs::write(&config, "iface = \"eth0\"\npassword = \"S3cr3t\\qpass\"\n").unwrap();
+    let output = portdial(&["dial", "--config", &config]);
+    assert_eq!(output.status.code(), Some(2));
+    let text = stderr(&output);
+    assert!(text.contains("line 2"), "{text}");
+    assert!(!text.contains("S3cr3t"), "the password leaked: {text}");
+    let _ = std::fs::remove_file(&config);
+}

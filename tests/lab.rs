@@ -688,3 +688,95 @@ fn released_port_is_reconnected_by_the_example_application() {
         );
     }
 }
+
+/// SIGHUP, as with pppd: the link is ended (the server sees our PADT) and,
+/// with `persist`, dialed again at once; ip-down runs for the old session
+/// with its session variables, ip-up for the new one.
+#[test]
+fn sighup_ends_the_link_and_redials() {
+    let Some(_serial) = prerequisites() else {
+        return;
+    };
+    let lab = Lab::up("hup", &["--auth", "pap"]);
+    let password = password_file(&lab, PASSWORD);
+    let hook = lab.dir.join("hook.sh");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nenv | sort > {}/$PHASE.$(date +%s%N).env\n",
+            lab.dir.display()
+        ),
+    )
+    .unwrap();
+    let up = lab.dir.join("up.sh");
+    let down = lab.dir.join("down.sh");
+    std::fs::write(
+        &up,
+        format!("#!/bin/sh\nPHASE=up exec {}\n", hook.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        &down,
+        format!("#!/bin/sh\nPHASE=down exec {}\n", hook.display()),
+    )
+    .unwrap();
+    for path in [&hook, &up, &down] {
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }
+    let (up_arg, down_arg) = (
+        up.to_string_lossy().into_owned(),
+        down.to_string_lossy().into_owned(),
+    );
+    let mut dialer = lab.dial(&[
+        "--user",
+        USER,
+        "--password-file",
+        &password,
+        "--persist",
+        "--holdoff",
+        "1",
+        "--ip-up",
+        &up_arg,
+        "--ip-down",
+        &down_arg,
+    ]);
+    let (first, _) = dialer.wait_up(Duration::from_secs(20));
+    dialer.signal(Signal::SIGHUP);
+    let (second, _) = dialer.wait_for("re-dial after SIGHUP", Duration::from_secs(30), |s| {
+        s["phase"] == "up" && s["redials"] == 1
+    });
+    assert_ne!(first["session_id"], second["session_id"], "a new session");
+    assert!(
+        eventually(Duration::from_secs(5), || lab
+            .logs("all")
+            .contains("PADT: Generic-Error: closed: SIGHUP")),
+        "the server saw no PADT:\n{}",
+        lab.logs("all")
+    );
+    let envs = |phase: &str| -> Vec<String> {
+        let mut files: Vec<_> = std::fs::read_dir(&lab.dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with(&format!("{phase}.")) && name.ends_with(".env")
+            })
+            .collect();
+        files.sort();
+        files.iter().map(|p| file_text(p)).collect()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || envs("up").len() == 2),
+        "ip-up runs: {:?}",
+        envs("up").len()
+    );
+    let downs = envs("down");
+    assert_eq!(downs.len(), 1, "ip-down ran once");
+    assert!(
+        downs[0].contains("MACREMOTE=") && downs[0].contains("PORTDIAL_SESSION_ID="),
+        "{}",
+        downs[0]
+    );
+    assert!(dialer.try_exit().is_none(), "still running");
+}

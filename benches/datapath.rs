@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use portdial::datapath::{self, Counters, Open, FRAME_BUFFER, HEADROOM};
-use portdial::ports::judge::{judge, Context, SocketView};
+use portdial::ports::judge::{judge, Context, OwnerKnowledge, SocketView};
 use portdial::ports::sockets::SocketState;
 use portdial::ports::table::PortTable;
 use portdial::ports::{Direction, Proto};
@@ -150,7 +150,7 @@ fn judge_all(c: &mut Criterion) {
                     proto: Proto::Udp,
                     local: SocketAddr::new(entry.local_ip, entry.port),
                     state: SocketState::Established,
-                    has_owner: true,
+                    owner: OwnerKnowledge::Held,
                 };
                 if judge(Some(entry), &view, &context).verdict
                     == portdial::ports::judge::Verdict::Phantom

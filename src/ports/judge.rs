@@ -7,10 +7,12 @@
 //! - only sent, or only received → link check: is a request/response exchange
 //!   still progressing (our data acknowledged, the response to a request still
 //!   arriving, UDP requests answered)? yes → alive, no → phantom;
-//! - no traffic → idle, unless nobody holds the socket, or it sits in
+//! - no traffic → idle, unless nobody holds the socket (known only when
+//!   every process's fds could be read), or it sits in
 //!   CLOSE-WAIT (the peer closed, the application never did), or it is bound
 //!   to an address the session no longer has;
-//! - while the terminal sleeps, a port that moves data → phantom.
+//! - while the terminal sleeps, a port that moves data → phantom;
+//! - a listening socket is never phantom.
 //!
 //! A port whose bad condition has not yet lasted a whole window is `suspect`.
 //! Every verdict carries a one-line reason.
@@ -61,14 +63,26 @@ impl Judgement {
     }
 }
 
+/// What the walk of `/proc/*/fd` says about who holds a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerKnowledge {
+    /// Some process holds it (its inode is in a `/proc/PID/fd`).
+    Held,
+    /// The walk read every process's fds and none holds it.
+    Orphaned,
+    /// The walk could not read every process's fds (no CAP_SYS_PTRACE or
+    /// CAP_DAC_READ_SEARCH, a hidden `/proc`): not finding an owner proves
+    /// nothing, so the socket is judged on its traffic alone.
+    Unknown,
+}
+
 /// What the kernel says about the socket behind a port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SocketView {
     pub proto: Proto,
     pub local: SocketAddr,
     pub state: SocketState,
-    /// Some process holds the socket (its inode is in a /proc/PID/fd).
-    pub has_owner: bool,
+    pub owner: OwnerKnowledge,
 }
 
 /// The circumstances of one judgement.
@@ -121,6 +135,11 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
     let window_ms = u32::try_from(context.window.as_millis()).unwrap_or(u32::MAX);
     let window = human(window_ms);
 
+    // A listener carries no connection of its own: releasing it would only
+    // take a service away, so it is never phantom, wherever it is bound.
+    if socket.state == SocketState::Listen {
+        return Judgement::new(Verdict::Idle, "listening");
+    }
     if !attributable(socket.local.ip(), context.session_addresses) {
         return Judgement::new(
             Verdict::Phantom,
@@ -130,11 +149,8 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
             ),
         );
     }
-    if !socket.has_owner {
+    if socket.owner == OwnerKnowledge::Orphaned {
         return Judgement::new(Verdict::Phantom, "no process holds the socket any more");
-    }
-    if socket.state == SocketState::Listen {
-        return Judgement::new(Verdict::Idle, "listening");
     }
     let Some(entry) = entry else {
         return Judgement::new(Verdict::Idle, "no traffic through the session yet");
@@ -297,7 +313,7 @@ mod tests {
             proto,
             local: SocketAddr::new(IpAddr::V4(LOCAL), 40000),
             state,
-            has_owner: true,
+            owner: OwnerKnowledge::Held,
         }
     }
 
@@ -431,9 +447,9 @@ mod tests {
         let e = entry(Proto::Tcp, 0);
         let mut s = socket(Proto::Tcp, SocketState::Established);
         assert_eq!(verdict(&e, &s, &context(60 * MIN)).0, Verdict::Idle);
-        s.has_owner = false;
+        s.owner = OwnerKnowledge::Orphaned;
         assert_eq!(verdict(&e, &s, &context(60 * MIN)).0, Verdict::Phantom);
-        s.has_owner = true;
+        s.owner = OwnerKnowledge::Held;
         s.local = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)), 40000);
         let (v, reason) = verdict(&e, &s, &context(60 * MIN));
         assert_eq!(
@@ -482,6 +498,58 @@ mod tests {
         // Data only before the sleep: not judged by the sleep rule.
         c.asleep_since = Some(20 * MIN + 1);
         assert_eq!(verdict(&e, &s, &c).0, Verdict::Alive);
+    }
+
+    #[test]
+    fn an_unknown_owner_is_judged_on_traffic_alone() {
+        // The walk of /proc could not read every process's fds: nobody found
+        // is not nobody. Another user's quiet connection stays idle...
+        let mut s = socket(Proto::Tcp, SocketState::Established);
+        s.owner = OwnerKnowledge::Unknown;
+        let quiet = judge(None, &s, &context(60 * MIN));
+        assert_eq!(
+            (quiet.verdict, quiet.reason.as_str()),
+            (Verdict::Idle, "no traffic through the session yet")
+        );
+        let e = entry(Proto::Tcp, 0);
+        assert_eq!(
+            verdict(&e, &s, &context(60 * MIN)),
+            (Verdict::Idle, "no data either way within 5m".to_string())
+        );
+        // ...and its traffic still counts: unanswered SYNs are phantom.
+        let mut e = entry(Proto::Tcp, 0);
+        e.syn_tx = 6;
+        e.tx_packets = 6;
+        e.last_tx = Some(5 * MIN);
+        s.state = SocketState::SynSent;
+        assert_eq!(verdict(&e, &s, &context(5 * MIN)).0, Verdict::Phantom);
+    }
+
+    #[test]
+    fn a_listener_is_never_phantom() {
+        let mut s = socket(Proto::Tcp, SocketState::Listen);
+        let mut e = entry(Proto::Tcp, 0);
+        // A server port: the entry shows only replies going out.
+        e.tx_data_packets = 50;
+        e.last_tx_data = Some(59 * MIN);
+        for owner in [
+            OwnerKnowledge::Held,
+            OwnerKnowledge::Orphaned,
+            OwnerKnowledge::Unknown,
+        ] {
+            s.owner = owner;
+            for local in ["192.0.2.10:40000", "192.0.2.11:40000", "0.0.0.0:40000"] {
+                s.local = local.parse().unwrap();
+                let mut c = context(60 * MIN);
+                assert_eq!(
+                    verdict(&e, &s, &c),
+                    (Verdict::Idle, "listening".to_string()),
+                    "{owner:?} {local}"
+                );
+                c.asleep_since = Some(MIN);
+                assert_eq!(judge(Some(&e), &s, &c).verdict, Verdict::Idle);
+            }
+        }
     }
 
     #[test]

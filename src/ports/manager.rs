@@ -5,6 +5,8 @@
 //! the kernel queries in [`super::sockets`]: packets it wants sent (resets to
 //! the far end, injections toward local sockets) are returned to the daemon.
 
+use std::collections::HashSet;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -12,9 +14,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::classes::{Classes, Mode};
-use super::judge::{judge, Context, Judgement, SocketView, Verdict};
+use super::judge::{judge, Context, Judgement, OwnerKnowledge, SocketView, Verdict};
 use super::release;
-use super::sockets::{self, KernelSocket, Owner, SocketState};
+use super::sockets::{self, DestroyFailure, KernelSocket, Owner, Owners, SocketState};
 use super::table::{PortEntry, PortTable};
 use super::{Direction, Proto, Tick};
 
@@ -155,6 +157,8 @@ pub struct PortManager {
     next_occupancy_check: Option<Instant>,
     rows: Vec<PortRow>,
     released_total: u64,
+    /// Inodes of relevant sockets a process held at the last scan.
+    held_before: HashSet<u64>,
     /// The next scheduled scan is the one right after dial-up.
     up_scan_pending: bool,
 }
@@ -172,6 +176,7 @@ impl PortManager {
             next_occupancy_check: None,
             rows: Vec::new(),
             released_total: 0,
+            held_before: HashSet::new(),
             up_scan_pending: false,
         }
     }
@@ -287,7 +292,8 @@ impl PortManager {
 
     /// Sockets the manager may judge: TCP/UDP on the session's addresses (old
     /// and new) or the wildcard, held by a file (TIME-WAIT and kernel-only
-    /// sockets have no inode and belong to nobody to tell).
+    /// sockets have no inode and belong to nobody to tell). A socket on any
+    /// other address is never judged nor released.
     fn relevant(&self, socket: &KernelSocket) -> bool {
         if socket.inode == 0 {
             return false;
@@ -301,7 +307,6 @@ impl PortManager {
     /// Scans now: judges every relevant port, releases phantoms when
     /// `release` is set and their class is in `release` mode.
     pub fn scan(&mut self, now: Instant, trigger: Trigger, release: bool) -> Outcome {
-        let mut outcome = Outcome::default();
         // Only the scheduled scans move the schedule: a client asking for the
         // table (or a manual scan) must not postpone or cancel them.
         if trigger != Trigger::Request {
@@ -311,24 +316,75 @@ impl PortManager {
             Ok(sockets) => sockets,
             Err(error) => {
                 tracing::warn!(%error, "cannot list the kernel's sockets");
-                return outcome;
+                return Outcome::default();
             }
         };
         let owners = sockets::owners();
         let occupancy = sockets::local_port_range()
             .map(|range| sockets::occupancy(&sockets, &self.addresses, range).percent)
             .unwrap_or(0.0);
+        self.judge_sockets(
+            now,
+            trigger,
+            release,
+            &sockets,
+            &owners,
+            occupancy,
+            &mut sockets::destroy,
+        )
+    }
+
+    /// The body of [`PortManager::scan`], on a given listing and walk.
+    #[allow(clippy::too_many_arguments)]
+    fn judge_sockets(
+        &mut self,
+        now: Instant,
+        trigger: Trigger,
+        release: bool,
+        sockets: &[KernelSocket],
+        owners: &Owners,
+        occupancy: f64,
+        destroy: Destroy<'_>,
+    ) -> Outcome {
+        let mut outcome = Outcome::default();
+        if !owners.complete {
+            tracing::warn!(
+                reason = owners.why_incomplete.as_deref().unwrap_or("-"),
+                "cannot read every /proc/PID/fd: owners unknown, judging by traffic only"
+            );
+        }
         let tick = self.tick(now);
         let mut phantoms = 0;
         let mut released = 0;
         let mut rows = Vec::new();
         let mut seen = Vec::new();
+        // Ports whose entry is a connected socket's: an unconnected socket
+        // sharing the port is not judged on that connection's traffic.
+        let claimed: HashSet<(Proto, u16)> = sockets
+            .iter()
+            .filter(|s| self.relevant(s))
+            .filter(|s| {
+                self.table
+                    .get(s.proto, s.local.port())
+                    .is_some_and(|e| entry_is_of(s, e))
+            })
+            .map(|s| (s.proto, s.local.port()))
+            .collect();
         // Judge everything first (the table is only read), then act.
         let mut judged = Vec::new();
         for socket in sockets.iter().filter(|s| self.relevant(s)) {
-            let owner = owners.get(&socket.inode);
-            let entry = self.table.get(socket.proto, socket.local.port());
-            seen.push((socket.proto, socket.local.port()));
+            let owner = owners.get(socket.inode);
+            let key = (socket.proto, socket.local.port());
+            seen.push(key);
+            // The entry is per port; on a port several connections share it
+            // speaks for one of them at most.
+            let entry = self
+                .table
+                .get(key.0, key.1)
+                .filter(|e| match socket.remote {
+                    Some(_) => entry_is_of(socket, e),
+                    None => !claimed.contains(&key),
+                });
             let remote_port = socket
                 .remote
                 .map(|r| r.port())
@@ -342,7 +398,7 @@ impl PortManager {
                 proto: socket.proto,
                 local: socket.local,
                 state: socket.state,
-                has_owner: owner.is_some(),
+                owner: owner_knowledge(owners, socket.inode, &self.held_before),
             };
             let context = Context {
                 now: tick,
@@ -358,8 +414,13 @@ impl PortManager {
             if judgement.verdict == Verdict::Phantom {
                 phantoms += 1;
                 if release && mode == Mode::Release {
-                    if self.release_socket(&socket, owner.as_ref(), &judgement.reason, &mut outcome)
-                    {
+                    if self.release_socket(
+                        &socket,
+                        owner.as_ref(),
+                        &judgement.reason,
+                        &mut outcome,
+                        destroy,
+                    ) {
                         released += 1;
                         row.verdict = Verdict::Released;
                     }
@@ -378,6 +439,11 @@ impl PortManager {
         // Entries whose socket is gone are reclaimed.
         self.table
             .retain(|entry| seen.contains(&(entry.proto, entry.port)));
+        self.held_before = sockets
+            .iter()
+            .filter(|s| self.relevant(s) && owners.get(s.inode).is_some())
+            .map(|s| s.inode)
+            .collect();
         rows.sort_by_key(|r| (r.proto, r.local_port));
         tracing::info!(
             ?trigger,
@@ -399,46 +465,79 @@ impl PortManager {
         outcome
     }
 
-    /// Releases one port on request (`portdial release PORT`), whatever its verdict.
+    /// Releases one port on request (`portdial release PORT`), whatever its
+    /// verdict; a listening socket is never released.
     pub fn release_port(
         &mut self,
         now: Instant,
         proto: Option<Proto>,
         port: u16,
     ) -> Result<Outcome, String> {
+        let _ = now;
         let sockets = sockets::list_sockets().map_err(|e| format!("cannot list sockets: {e}"))?;
         let owners = sockets::owners();
-        let mut outcome = Outcome::default();
-        let targets: Vec<&KernelSocket> = sockets
+        self.release_port_among(proto, port, &sockets, &owners, &mut sockets::destroy)
+    }
+
+    /// The body of [`PortManager::release_port`], on a given listing and walk.
+    fn release_port_among(
+        &mut self,
+        proto: Option<Proto>,
+        port: u16,
+        sockets: &[KernelSocket],
+        owners: &Owners,
+        destroy: Destroy<'_>,
+    ) -> Result<Outcome, String> {
+        let (listeners, targets): (Vec<KernelSocket>, Vec<KernelSocket>) = sockets
             .iter()
             .filter(|s| {
                 s.local.port() == port && proto.is_none_or(|p| p == s.proto) && self.relevant(s)
             })
-            .collect();
+            .partition(|s| s.state == SocketState::Listen);
         if targets.is_empty() {
-            return Err(format!("no socket of the session holds port {port}"));
+            return Err(match listeners.first() {
+                Some(listener) => format!(
+                    "port {port} is held by a listening socket ({listener}): \
+                     listeners are never released"
+                ),
+                None => format!("no socket of the session holds port {port}"),
+            });
         }
-        let targets: Vec<KernelSocket> = targets.into_iter().copied().collect();
+        for listener in &listeners {
+            tracing::info!(%listener, "leaving the listening socket of the port alone");
+        }
+        let mut outcome = Outcome::default();
         for socket in &targets {
-            let owner = owners.get(&socket.inode);
-            self.release_socket(socket, owner, "released on request", &mut outcome);
+            let owner = owners.get(socket.inode);
+            self.release_socket(socket, owner, "released on request", &mut outcome, destroy);
         }
-        let _ = now;
         Ok(outcome)
     }
 
     /// Link loss (claim 7): every socket bound to the session's addresses is
     /// released at once, as Android destroys sockets when a network goes.
+    /// Listeners are left alone.
     pub fn release_all(&mut self, cause: &str) -> Outcome {
-        let mut outcome = Outcome::default();
         let sockets = match sockets::list_sockets() {
             Ok(sockets) => sockets,
             Err(error) => {
                 tracing::warn!(%error, "cannot list the kernel's sockets");
-                return outcome;
+                return Outcome::default();
             }
         };
         let owners = sockets::owners();
+        self.release_all_among(cause, &sockets, &owners, &mut sockets::destroy)
+    }
+
+    /// The body of [`PortManager::release_all`], on a given listing and walk.
+    fn release_all_among(
+        &mut self,
+        cause: &str,
+        sockets: &[KernelSocket],
+        owners: &Owners,
+        destroy: Destroy<'_>,
+    ) -> Outcome {
+        let mut outcome = Outcome::default();
         let reason = format!("link lost: {cause}");
         let mut released = 0;
         let targets: Vec<KernelSocket> = sockets
@@ -449,7 +548,8 @@ impl PortManager {
             .copied()
             .collect();
         for socket in &targets {
-            if self.release_socket(socket, owners.get(&socket.inode), &reason, &mut outcome) {
+            let owner = owners.get(socket.inode);
+            if self.release_socket(socket, owner, &reason, &mut outcome, destroy) {
                 released += 1;
             }
         }
@@ -464,36 +564,64 @@ impl PortManager {
     }
 
     /// Destroys one socket (or, where the kernel refuses, resets it through
-    /// the TUN), resets the far end, drops the entry and reports it.
+    /// the TUN), resets the far end, drops the entry and reports it. Resets
+    /// are built only from an entry that is this connection's (see
+    /// [`entry_is_of`]). A socket that is already gone is not reported, and
+    /// nothing is injected toward its addresses: a newer socket may hold them.
     fn release_socket(
         &mut self,
         socket: &KernelSocket,
         owner: Option<&Owner>,
         reason: &str,
         outcome: &mut Outcome,
+        destroy: Destroy<'_>,
     ) -> bool {
         let port = socket.local.port();
-        let entry: Option<PortEntry> = self.table.remove(socket.proto, port);
-        let method = match sockets::destroy(socket) {
+        if socket.state == SocketState::Listen {
+            tracing::warn!(%socket, "not releasing a listening socket");
+            return false;
+        }
+        let entry: Option<PortEntry> = self
+            .table
+            .get(socket.proto, port)
+            .filter(|e| entry_is_of(socket, e))
+            .cloned();
+        let method = match destroy(socket) {
             Ok(()) => "sock_destroy",
-            Err(error) => {
-                tracing::debug!(%error, port, "SOCK_DESTROY refused; injecting resets toward the socket");
-                let injected = entry.as_ref().and_then(|e| match socket.proto {
-                    Proto::Tcp => release::tcp_rst_to_local(e),
-                    Proto::Udp => release::udp_unreachable_to_local(e),
-                });
-                match injected {
-                    Some(packet) => {
-                        outcome.to_tun.push(packet);
-                        "injected"
+            Err(error) => match DestroyFailure::of(&error) {
+                DestroyFailure::Gone => {
+                    tracing::debug!(%error, "the socket is already gone: nothing to release");
+                    if entry.is_some() {
+                        self.table.remove(socket.proto, port);
                     }
-                    None => {
-                        tracing::warn!(%error, proto = %socket.proto, port, "cannot release the port: SOCK_DESTROY refused and nothing to inject");
-                        return false;
+                    return false;
+                }
+                DestroyFailure::Other => {
+                    tracing::warn!(%error, proto = %socket.proto, port, "cannot release the port");
+                    return false;
+                }
+                DestroyFailure::Refused => {
+                    tracing::debug!(%error, port, "SOCK_DESTROY refused; injecting resets toward the socket");
+                    let injected = entry.as_ref().and_then(|e| match socket.proto {
+                        Proto::Tcp => release::tcp_rst_to_local(e),
+                        Proto::Udp => release::udp_unreachable_to_local(e),
+                    });
+                    match injected {
+                        Some(packet) => {
+                            outcome.to_tun.push(packet);
+                            "injected"
+                        }
+                        None => {
+                            tracing::warn!(%error, %socket, "cannot release the port: SOCK_DESTROY refused and no reset can be built for this connection");
+                            return false;
+                        }
                     }
                 }
-            }
+            },
         };
+        if entry.is_some() {
+            self.table.remove(socket.proto, port);
+        }
         // The far end frees its state too (the kernel's own reset on destroy
         // may not be sent in every state; a second one is harmless).
         if let Some(rst) = entry
@@ -524,6 +652,44 @@ impl PortManager {
         });
         true
     }
+}
+
+/// Destroys a kernel socket: [`sockets::destroy`], or a stand-in in tests.
+type Destroy<'a> = &'a mut dyn FnMut(&KernelSocket) -> io::Result<()>;
+
+/// What the walk of `/proc` says about the socket with this inode. A socket
+/// is orphaned only when a process held it at an earlier scan and a complete
+/// walk finds none now ("its owner process is gone"): sockets no process ever
+/// held — the kernel's own (WireGuard, NFS), or ones passed in flight — are
+/// unknown, not orphaned.
+fn owner_knowledge(owners: &Owners, inode: u64, held_before: &HashSet<u64>) -> OwnerKnowledge {
+    if owners.get(inode).is_some() {
+        OwnerKnowledge::Held
+    } else if owners.complete && held_before.contains(&inode) {
+        OwnerKnowledge::Orphaned
+    } else {
+        OwnerKnowledge::Unknown
+    }
+}
+
+/// The table's entry for the socket's port is this connection's: the same
+/// remote (IPv4-mapped addresses compared as IPv4) and the same local
+/// address. The table keys entries by (protocol, local port), so on a port
+/// several connections share (an accepted server port, or an ephemeral port
+/// Linux reuses for other destinations) the entry's addresses and sequence
+/// numbers are those of whichever connection last sent: a reset built from
+/// them, or a verdict drawn from them, would hit another connection. An
+/// unconnected socket has no remote, so no entry is its connection's.
+fn entry_is_of(socket: &KernelSocket, entry: &PortEntry) -> bool {
+    let canonical =
+        |address: SocketAddr| SocketAddr::new(address.ip().to_canonical(), address.port());
+    let Some(remote) = socket.remote else {
+        return false;
+    };
+    entry.proto == socket.proto
+        && entry.port == socket.local.port()
+        && canonical(remote) == canonical(SocketAddr::new(entry.remote.ip, entry.remote.port))
+        && socket.local.ip().to_canonical() == entry.local_ip.to_canonical()
 }
 
 fn seconds_since(now: Tick, then: Option<Tick>) -> Option<f64> {
@@ -606,4 +772,591 @@ pub fn render(rows: &[PortRow]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddrV6};
+    use std::sync::{Arc, Mutex};
+
+    use portdial_protocol::ip::{self, FlowInfo, TcpFlags};
+
+    use super::*;
+    use crate::ports::table::testing::tcp;
+
+    const LOCAL: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
+    const SYN: TcpFlags = TcpFlags::SYN;
+    const ACK: TcpFlags = TcpFlags::ACK;
+
+    /// A manager whose session has the address 192.0.2.10.
+    fn session_manager() -> (PortManager, Instant) {
+        let now = Instant::now();
+        let mut manager = PortManager::new(ManagerConfig::default(), now);
+        manager.set_addresses(now, vec![IpAddr::V4(LOCAL)]);
+        (manager, now)
+    }
+
+    fn address(text: &str) -> SocketAddr {
+        text.parse().expect("address")
+    }
+
+    /// A socket as `list_sockets` would report it; the inode is made from
+    /// the port so each test socket has its own.
+    fn socket(proto: Proto, local: &str, remote: Option<&str>, state: SocketState) -> KernelSocket {
+        let local = address(local);
+        KernelSocket {
+            proto,
+            family: if local.is_ipv4() {
+                libc::AF_INET as u8
+            } else {
+                libc::AF_INET6 as u8
+            },
+            local,
+            remote: remote.map(address),
+            state,
+            inode: 100_000
+                + u64::from(local.port())
+                + remote.map_or(0, |r| address(r).port().into()),
+            uid: 1000,
+            cookie: [1, 2],
+            interface: 0,
+        }
+    }
+
+    fn established(local: &str, remote: &str) -> KernelSocket {
+        socket(Proto::Tcp, local, Some(remote), SocketState::Established)
+    }
+
+    fn walk(complete: bool, held: &[&KernelSocket]) -> Owners {
+        let owner = Owner {
+            pid: 4242,
+            comm: "app".into(),
+            exe: None,
+            uid: 1000,
+        };
+        Owners {
+            by_inode: held.iter().map(|s| (s.inode, owner.clone())).collect(),
+            complete,
+            why_incomplete: (!complete).then(|| "/proc/1/fd: Permission denied".into()),
+        }
+    }
+
+    /// The sockets a stand-in for SOCK_DESTROY was asked to destroy.
+    type Calls = Arc<Mutex<Vec<KernelSocket>>>;
+
+    /// A stand-in for SOCK_DESTROY: records the sockets it is asked to
+    /// destroy and answers `answer`.
+    fn destroyer(
+        answer: impl Fn() -> io::Result<()>,
+    ) -> (Calls, impl FnMut(&KernelSocket) -> io::Result<()>) {
+        let calls = Calls::default();
+        let recorded = Arc::clone(&calls);
+        let destroy = move |socket: &KernelSocket| {
+            recorded.lock().expect("lock").push(*socket);
+            answer()
+        };
+        (calls, destroy)
+    }
+
+    fn refused() -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "destroying: Operation not permitted (needs CAP_NET_ADMIN)",
+        ))
+    }
+
+    /// A handshake and one request/response on `local` ↔ `remote`, the
+    /// server's side (`local` is the listening port), accounted at `at`
+    /// with ISNs `isn` (ours) and `isn + 10_000` (theirs).
+    fn serve(
+        manager: &mut PortManager,
+        at: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        isn: u32,
+    ) {
+        let theirs = isn.wrapping_add(10_000);
+        let packets = [
+            (
+                Direction::Rx,
+                tcp(remote, local, theirs, 0, SYN, 64240, &[], &[]),
+            ),
+            (
+                Direction::Tx,
+                tcp(local, remote, isn, theirs + 1, SYN | ACK, 65535, &[], &[]),
+            ),
+            (
+                Direction::Rx,
+                tcp(
+                    remote,
+                    local,
+                    theirs + 1,
+                    isn + 1,
+                    ACK,
+                    502,
+                    &[],
+                    b"GET / HTTP/1.1\r\n",
+                ),
+            ),
+            (
+                Direction::Tx,
+                tcp(
+                    local,
+                    remote,
+                    isn + 1,
+                    theirs + 17,
+                    ACK,
+                    502,
+                    &[],
+                    &[b'R'; 32],
+                ),
+            ),
+        ];
+        for (direction, packet) in packets {
+            manager.account(at, direction, &packet);
+        }
+    }
+
+    fn flow(packet: &[u8]) -> FlowInfo {
+        ip::inspect(packet).expect("a packet we built parses")
+    }
+
+    fn released(outcome: &Outcome) -> Vec<(u16, &'static str)> {
+        outcome
+            .events
+            .iter()
+            .filter_map(|event| match event {
+                PortEvent::PortReleased { port, method, .. } => Some((*port, *method)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_sockets_on_the_sessions_addresses_are_relevant() {
+        let (mut manager, now) = session_manager();
+        let on_session = established("192.0.2.10:40000", "198.51.100.7:443");
+        let mapped = established("[::ffff:192.0.2.10]:40001", "[::ffff:198.51.100.7]:443");
+        let elsewhere = established("10.0.0.5:40002", "10.0.0.1:22");
+        let loopback = established("127.0.0.1:40003", "127.0.0.1:5432");
+        let elsewhere6 = established("[2001:db8::5]:40004", "[2001:db8:1::1]:443");
+        let quiet_wildcard = socket(Proto::Udp, "0.0.0.0:5353", None, SocketState::Close);
+        let busy_wildcard = socket(Proto::Udp, "0.0.0.0:5354", None, SocketState::Close);
+        let mut time_wait = established("192.0.2.10:40005", "198.51.100.7:443");
+        time_wait.inode = 0;
+        manager.account(
+            now,
+            Direction::Tx,
+            &crate::ports::table::testing::udp(
+                address("192.0.2.10:5354"),
+                address("198.51.100.7:53"),
+                b"query",
+            ),
+        );
+        assert!(manager.relevant(&on_session));
+        assert!(manager.relevant(&mapped));
+        assert!(manager.relevant(&busy_wildcard));
+        for never in [
+            &elsewhere,
+            &loopback,
+            &elsewhere6,
+            &quiet_wildcard,
+            &time_wait,
+        ] {
+            assert!(!manager.relevant(never), "{never}");
+        }
+        // An address the session had before still counts (its sockets are
+        // phantoms); one it never had does not.
+        manager.set_addresses(now, vec![IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11))]);
+        assert!(manager.relevant(&on_session));
+        assert!(!manager.relevant(&elsewhere));
+
+        // A scan never judges nor touches a socket on another address, even
+        // orphaned and bound to nothing the session has.
+        let (mut manager, now) = session_manager();
+        let (calls, mut destroy) = destroyer(|| Ok(()));
+        let sockets = [elsewhere, loopback, elsewhere6];
+        let outcome = manager.judge_sockets(
+            now,
+            Trigger::Request,
+            true,
+            &sockets,
+            &walk(true, &[]),
+            0.0,
+            &mut destroy,
+        );
+        assert!(outcome.rows.is_empty(), "{:?}", outcome.rows);
+        assert!(calls.lock().expect("lock").is_empty());
+    }
+
+    #[test]
+    fn an_unknown_owner_is_judged_by_traffic_and_kept() {
+        let (mut manager, now) = session_manager();
+        let quiet = established("192.0.2.10:40000", "198.51.100.7:443");
+        let listener = socket(Proto::Tcp, "192.0.2.10:8080", None, SocketState::Listen);
+        let sockets = [quiet, listener];
+
+        // The daemon cannot read other users' /proc/PID/fd: nobody found.
+        let captured = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(captured.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        let (calls, mut destroy) = destroyer(|| Ok(()));
+        let outcome = tracing::subscriber::with_default(subscriber, || {
+            manager.judge_sockets(
+                now,
+                Trigger::Periodic,
+                true,
+                &sockets,
+                &walk(false, &[]),
+                0.0,
+                &mut destroy,
+            )
+        });
+        assert!(calls.lock().expect("lock").is_empty());
+        assert!(released(&outcome).is_empty());
+        let verdicts: Vec<(u16, Verdict)> = outcome
+            .rows
+            .iter()
+            .map(|r| (r.local_port, r.verdict))
+            .collect();
+        assert_eq!(verdicts, [(8080, Verdict::Idle), (40000, Verdict::Idle)]);
+        let log = captured.text();
+        assert_eq!(
+            log.matches("cannot read every /proc/PID/fd: owners unknown, judging by traffic only")
+                .count(),
+            1,
+            "{log}"
+        );
+        assert!(log.contains("/proc/1/fd: Permission denied"), "{log}");
+
+        // A complete walk that finds nobody, for sockets nobody was ever seen
+        // holding (the kernel's own, say): unknown, kept.
+        let (calls, mut destroy) = destroyer(|| Ok(()));
+        let outcome = manager.judge_sockets(
+            now,
+            Trigger::Periodic,
+            true,
+            &sockets,
+            &walk(true, &[]),
+            0.0,
+            &mut destroy,
+        );
+        assert!(
+            calls.lock().expect("lock").is_empty(),
+            "never-held sockets are not orphans"
+        );
+        assert!(released(&outcome).is_empty());
+        // Held at one scan ...
+        let (_, mut destroy) = destroyer(|| Ok(()));
+        manager.judge_sockets(
+            now,
+            Trigger::Periodic,
+            true,
+            &sockets,
+            &walk(true, &[&quiet, &listener]),
+            0.0,
+            &mut destroy,
+        );
+        // ... and nobody holds them at the next: the owner process is gone, so
+        // the connection is orphaned and released; the listener never is.
+        let (calls, mut destroy) = destroyer(|| Ok(()));
+        let outcome = manager.judge_sockets(
+            now,
+            Trigger::Periodic,
+            true,
+            &sockets,
+            &walk(true, &[]),
+            0.0,
+            &mut destroy,
+        );
+        assert_eq!(*calls.lock().expect("lock"), [quiet]);
+        assert_eq!(released(&outcome), [(40000, "sock_destroy")]);
+        let listening = outcome
+            .rows
+            .iter()
+            .find(|r| r.local_port == 8080)
+            .expect("row");
+        assert_eq!(
+            (listening.verdict, listening.reason.as_str()),
+            (Verdict::Idle, "listening")
+        );
+
+        // Held: idle.
+        let (calls, mut destroy) = destroyer(|| Ok(()));
+        let outcome = manager.judge_sockets(
+            now,
+            Trigger::Periodic,
+            true,
+            &sockets,
+            &walk(true, &[&quiet]),
+            0.0,
+            &mut destroy,
+        );
+        assert!(calls.lock().expect("lock").is_empty());
+        assert!(released(&outcome).is_empty());
+    }
+
+    #[test]
+    fn resets_are_built_only_for_the_connection_the_entry_describes() {
+        let (mut manager, now) = session_manager();
+        let server = address("192.0.2.10:8080");
+        let (first, second) = (address("198.51.100.7:50000"), address("203.0.113.9:40000"));
+        // Two connections accepted on one port; the second sent last, so the
+        // port's entry carries its addresses and sequence numbers.
+        serve(&mut manager, now, server, first, 1_000);
+        serve(&mut manager, now, server, second, 7_000_000);
+        let entry = manager
+            .table()
+            .get(Proto::Tcp, 8080)
+            .expect("entry")
+            .clone();
+        assert_eq!(SocketAddr::new(entry.remote.ip, entry.remote.port), second);
+        let first_socket = established("192.0.2.10:8080", "198.51.100.7:50000");
+        let second_socket = established("192.0.2.10:8080", "203.0.113.9:40000");
+        assert!(!entry_is_of(&first_socket, &entry));
+        assert!(entry_is_of(&second_socket, &entry));
+
+        // Destroying the first: nothing is built from the second's entry,
+        // which stays for the second.
+        let mut outcome = Outcome::default();
+        let (_, mut destroy) = destroyer(|| Ok(()));
+        assert!(manager.release_socket(&first_socket, None, "test", &mut outcome, &mut destroy));
+        assert!(outcome.to_session.is_empty() && outcome.to_tun.is_empty());
+        assert_eq!(manager.table().get(Proto::Tcp, 8080), Some(&entry));
+        // Where SOCK_DESTROY is refused, no reset is injected for it either:
+        // the one the entry allows would reset the second connection.
+        let mut outcome = Outcome::default();
+        let (_, mut destroy) = destroyer(refused);
+        assert!(!manager.release_socket(&first_socket, None, "test", &mut outcome, &mut destroy));
+        assert!(outcome.to_session.is_empty() && outcome.to_tun.is_empty());
+        assert!(outcome.events.is_empty());
+
+        // The second, reported by the kernel as a dual-stack socket
+        // (::ffff:a.b.c.d), is the entry's: both resets go to it.
+        let mapped = |a: SocketAddr| match a {
+            SocketAddr::V4(v4) => {
+                SocketAddr::V6(SocketAddrV6::new(v4.ip().to_ipv6_mapped(), v4.port(), 0, 0))
+            }
+            v6 => v6,
+        };
+        let mut second_mapped = second_socket;
+        second_mapped.family = libc::AF_INET6 as u8;
+        second_mapped.local = mapped(server);
+        second_mapped.remote = Some(mapped(second));
+        let mut outcome = Outcome::default();
+        let (_, mut destroy) = destroyer(refused);
+        assert!(manager.release_socket(&second_mapped, None, "test", &mut outcome, &mut destroy));
+        assert_eq!(released(&outcome), [(8080, "injected")]);
+        let [to_local] = outcome.to_tun.as_slice() else {
+            panic!("one injected reset: {:?}", outcome.to_tun);
+        };
+        let [to_remote] = outcome.to_session.as_slice() else {
+            panic!("one reset to the remote: {:?}", outcome.to_session);
+        };
+        let inward = flow(to_local);
+        assert_eq!(
+            (inward.src, inward.src_port, inward.dst, inward.dst_port),
+            (second.ip(), 40000, server.ip(), 8080)
+        );
+        assert_eq!((inward.seq, inward.ack), (entry.rcv_nxt, entry.snd_nxt));
+        let outward = flow(to_remote);
+        assert_eq!(
+            (outward.src, outward.src_port, outward.dst, outward.dst_port),
+            (server.ip(), 8080, second.ip(), 40000)
+        );
+        assert!(outward.tcp_flags.contains(TcpFlags::RST));
+        assert_eq!(outward.seq, entry.snd_nxt);
+        assert_eq!(manager.table().get(Proto::Tcp, 8080), None);
+    }
+
+    #[test]
+    fn a_shared_ports_entry_does_not_judge_the_other_connections() {
+        let (mut manager, now) = session_manager();
+        let server = address("192.0.2.10:8080");
+        serve(
+            &mut manager,
+            now,
+            server,
+            address("198.51.100.7:50000"),
+            1_000,
+        );
+        // The second connection only sends, unacknowledged, for the whole window.
+        let second = address("203.0.113.9:40000");
+        serve(&mut manager, now, server, second, 7_000_000);
+        let later = now + Duration::from_secs(400);
+        for _ in 0..3 {
+            manager.account(
+                later,
+                Direction::Tx,
+                &tcp(
+                    server,
+                    second,
+                    7_000_033,
+                    7_010_017,
+                    ACK,
+                    502,
+                    &[],
+                    &[b'R'; 100],
+                ),
+            );
+        }
+        let first_socket = established("192.0.2.10:8080", "198.51.100.7:50000");
+        let second_socket = established("192.0.2.10:8080", "203.0.113.9:40000");
+        let sockets = [first_socket, second_socket];
+        let (calls, mut destroy) = destroyer(|| Ok(()));
+        let outcome = manager.judge_sockets(
+            later + Duration::from_secs(1),
+            Trigger::Periodic,
+            false,
+            &sockets,
+            &walk(true, &[&first_socket, &second_socket]),
+            0.0,
+            &mut destroy,
+        );
+        assert!(calls.lock().expect("lock").is_empty());
+        let verdict = |remote: &str| {
+            outcome
+                .rows
+                .iter()
+                .find(|r| r.remotes.first().map(String::as_str) == Some(remote))
+                .map(|r| (r.verdict, r.reason.clone()))
+                .expect("row")
+        };
+        assert_eq!(
+            verdict("198.51.100.7:50000"),
+            (
+                Verdict::Idle,
+                "no traffic through the session yet".to_string()
+            )
+        );
+        assert_eq!(verdict("203.0.113.9:40000").0, Verdict::Phantom);
+    }
+
+    #[test]
+    fn a_vanished_socket_is_not_reported_and_nothing_is_injected() {
+        let (mut manager, now) = session_manager();
+        let local = address("192.0.2.10:40000");
+        let remote = address("198.51.100.7:443");
+        let connection = established("192.0.2.10:40000", "198.51.100.7:443");
+        let setup = |manager: &mut PortManager| {
+            manager.account(
+                now,
+                Direction::Tx,
+                &tcp(local, remote, 1, 0, SYN, 9, &[], &[]),
+            );
+            manager.account(
+                now,
+                Direction::Rx,
+                &tcp(remote, local, 500, 2, SYN | ACK, 9, &[], &[]),
+            );
+        };
+        // ENOENT, or ESTALE (a newer socket holds the addresses): gone.
+        setup(&mut manager);
+        let mut outcome = Outcome::default();
+        let (_, mut destroy) =
+            destroyer(|| Err(io::Error::new(io::ErrorKind::NotFound, "no longer exists")));
+        assert!(!manager.release_socket(&connection, None, "test", &mut outcome, &mut destroy));
+        assert!(outcome.events.is_empty());
+        assert!(outcome.to_tun.is_empty() && outcome.to_session.is_empty());
+        assert_eq!(manager.table().get(Proto::Tcp, 40000), None);
+        assert_eq!(manager.released_total(), 0);
+
+        // Another failure: a warning, no packets, the entry kept.
+        setup(&mut manager);
+        let mut outcome = Outcome::default();
+        let (_, mut destroy) = destroyer(|| {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "Invalid argument",
+            ))
+        });
+        assert!(!manager.release_socket(&connection, None, "test", &mut outcome, &mut destroy));
+        assert!(outcome.events.is_empty());
+        assert!(outcome.to_tun.is_empty() && outcome.to_session.is_empty());
+        assert!(manager.table().get(Proto::Tcp, 40000).is_some());
+
+        // Refused (no CAP_NET_ADMIN, no CONFIG_INET_DIAG_DESTROY): injected.
+        for refusal in [io::ErrorKind::PermissionDenied, io::ErrorKind::Unsupported] {
+            setup(&mut manager);
+            let mut outcome = Outcome::default();
+            let (_, mut destroy) = destroyer(move || Err(io::Error::new(refusal, "refused")));
+            assert!(manager.release_socket(&connection, None, "test", &mut outcome, &mut destroy));
+            assert_eq!(released(&outcome), [(40000, "injected")]);
+            assert_eq!((outcome.to_tun.len(), outcome.to_session.len()), (1, 1));
+        }
+        assert_eq!(manager.released_total(), 2);
+    }
+
+    #[test]
+    fn listeners_are_never_released() {
+        let (mut manager, _) = session_manager();
+        let listener = socket(Proto::Tcp, "192.0.2.10:8080", None, SocketState::Listen);
+        let accepted = established("192.0.2.10:8080", "198.51.100.7:50000");
+        let owners = walk(true, &[]);
+        let (calls, mut destroy) = destroyer(|| Ok(()));
+        let refusal = manager
+            .release_port_among(Some(Proto::Tcp), 8080, &[listener], &owners, &mut destroy)
+            .expect_err("a listener is not released");
+        assert_eq!(
+            refusal,
+            "port 8080 is held by a listening socket (tcp 192.0.2.10:8080 LISTEN): \
+             listeners are never released"
+        );
+        let outcome = manager
+            .release_port_among(None, 8080, &[listener, accepted], &owners, &mut destroy)
+            .expect("the accepted connection is released");
+        assert_eq!(released(&outcome), [(8080, "sock_destroy")]);
+        assert_eq!(*calls.lock().expect("lock"), [accepted]);
+        assert_eq!(
+            manager
+                .release_port_among(None, 9090, &[listener], &owners, &mut destroy)
+                .expect_err("nothing on 9090"),
+            "no socket of the session holds port 9090"
+        );
+
+        calls.lock().expect("lock").clear();
+        let outcome =
+            manager.release_all_among("test", &[listener, accepted], &owners, &mut destroy);
+        assert_eq!(*calls.lock().expect("lock"), [accepted]);
+        assert!(matches!(
+            outcome.events.last(),
+            Some(PortEvent::LinkLost { released: 1, .. })
+        ));
+        // And release_socket itself refuses one.
+        let mut outcome = Outcome::default();
+        assert!(!manager.release_socket(&listener, None, "test", &mut outcome, &mut destroy));
+        assert_eq!(calls.lock().expect("lock").len(), 1);
+    }
+
+    /// A `MakeWriter` keeping what a test's subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+        }
+    }
+
+    impl io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
 }

@@ -221,25 +221,161 @@ pub fn destroy(socket: &KernelSocket) -> io::Result<()> {
         .map_err(|error| destroy_error(socket, error))
 }
 
+/// What a failed [`destroy`] means to the caller, who must act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestroyFailure {
+    /// The socket no longer exists (ENOENT), or a newer socket with another
+    /// cookie holds its addresses (ESTALE): nothing to release, and a reset
+    /// written toward those addresses would hit the newer socket.
+    Gone,
+    /// The kernel will not destroy it for us: SOCK_DESTROY is not built in
+    /// (EOPNOTSUPP) or not permitted (EPERM, EACCES: no CAP_NET_ADMIN). The
+    /// socket is still there.
+    Refused,
+    /// Anything else (a netlink failure, an unexpected errno).
+    Other,
+}
+
+impl DestroyFailure {
+    /// The meaning of an error [`destroy`] returned, by its kind (which
+    /// `destroy` sets from the kernel's errno).
+    pub fn of(error: &io::Error) -> DestroyFailure {
+        match error.kind() {
+            io::ErrorKind::NotFound => DestroyFailure::Gone,
+            io::ErrorKind::PermissionDenied | io::ErrorKind::Unsupported => DestroyFailure::Refused,
+            _ => DestroyFailure::Other,
+        }
+    }
+}
+
+/// What a walk of `/proc` found: the process holding each socket inode, and
+/// whether the walk saw every process that could hold one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Owners {
+    /// Socket inode → the process holding it (the lowest pid when several do).
+    pub by_inode: HashMap<u64, Owner>,
+    /// Every process's `/proc/<pid>/fd` was read (processes that ended
+    /// during the walk excepted) and no process is hidden from `/proc`: only
+    /// then does an inode missing from `by_inode` mean nobody holds it.
+    pub complete: bool,
+    /// Why the walk is not complete: the first thing it could not read.
+    pub why_incomplete: Option<String>,
+}
+
+impl Owners {
+    /// The process holding the socket with this inode, if the walk saw it.
+    pub fn get(&self, inode: u64) -> Option<&Owner> {
+        self.by_inode.get(&inode)
+    }
+
+    fn incomplete(&mut self, reason: String) {
+        self.complete = false;
+        self.why_incomplete.get_or_insert(reason);
+    }
+}
+
 /// Maps every socket inode held open by a process to that process, walking
 /// `/proc/<pid>/fd` once per process. When several processes share a socket
-/// the lowest pid wins. Processes that vanish during the walk or whose fds
-/// cannot be read are skipped.
-pub fn owners() -> HashMap<u64, Owner> {
-    let mut map = HashMap::new();
-    let Ok(processes) = fs::read_dir("/proc") else {
-        return map;
+/// the lowest pid wins. Processes that vanish during the walk are skipped;
+/// any other failure to read a process's fds (EACCES, EPERM: another user's
+/// process without CAP_SYS_PTRACE / CAP_DAC_READ_SEARCH) marks the walk
+/// incomplete, as does a `/proc` that hides processes (see
+/// [`hidden_processes`]).
+///
+/// Blind spots it cannot report: sockets held only by a thread that
+/// unshared its fd table, by a zombie thread-group leader's live threads,
+/// by the kernel itself, or only by an fd in flight (SCM_RIGHTS).
+pub fn owners() -> Owners {
+    let mut walk = Owners {
+        by_inode: HashMap::new(),
+        complete: true,
+        why_incomplete: None,
     };
-    let mut pids: Vec<u32> = processes
-        .flatten()
-        .filter_map(|entry| parse_decimal(entry.file_name().as_bytes()))
-        .collect();
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo");
+    let status = fs::read_to_string("/proc/self/status");
+    match (mountinfo, status) {
+        (Ok(mountinfo), Ok(status)) => {
+            if let Some(reason) = hidden_processes(&mountinfo, &status) {
+                walk.incomplete(reason);
+            }
+        }
+        (Err(error), _) => walk.incomplete(format!("/proc/self/mountinfo: {error}")),
+        (_, Err(error)) => walk.incomplete(format!("/proc/self/status: {error}")),
+    }
+    let processes = match fs::read_dir("/proc") {
+        Ok(processes) => processes,
+        Err(error) => {
+            walk.incomplete(format!("/proc: {error}"));
+            return walk;
+        }
+    };
+    let mut pids: Vec<u32> = Vec::new();
+    for entry in processes {
+        match entry {
+            Ok(entry) => pids.extend(parse_decimal::<u32>(entry.file_name().as_bytes())),
+            Err(error) => walk.incomplete(format!("listing /proc: {error}")),
+        }
+    }
     pids.sort_unstable();
     let mut entries = vec![0u8; DIRENT_BUFFER_LEN];
     for pid in pids {
-        scan_process(pid, &mut entries, &mut map);
+        if let Err(reason) = scan_process(pid, &mut entries, &mut walk.by_inode) {
+            walk.incomplete(reason);
+        }
     }
-    map
+    walk
+}
+
+/// Why `/proc` may not list every process that holds a socket of this
+/// network namespace, from `/proc/self/mountinfo` and `/proc/self/status`:
+/// - we are in a child PID namespace (`NSpid:` names more than one pid), so
+///   processes of the parent namespaces, which may share our network
+///   namespace, are not in our `/proc`;
+/// - `/proc` is mounted `hidepid=2` / `hidepid=invisible` (systemd's
+///   `ProtectProc=invisible`) and we lack CAP_SYS_PTRACE, so other users'
+///   processes are not listed at all (a `gid=` exemption is not looked at).
+///
+/// (`hidepid=1` leaves the directories listed: reading their fds fails, and
+/// the walk sees that.)
+pub fn hidden_processes(mountinfo: &str, status: &str) -> Option<String> {
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .map(str::trim)
+    };
+    match field("NSpid:") {
+        Some(pids) if pids.split_whitespace().count() > 1 => {
+            return Some(format!(
+                "in a child PID namespace (NSpid: {pids}): processes outside it are not in /proc"
+            ));
+        }
+        _ => {}
+    }
+    // The last mount on /proc is the one on top.
+    let hidepid = mountinfo
+        .lines()
+        .rev()
+        .find_map(|line| {
+            let (mount, filesystem) = line.split_once(" - ")?;
+            (mount.split_whitespace().nth(4)? == "/proc").then_some(filesystem)
+        })?
+        .split_whitespace()
+        .nth(2)?
+        .split(',')
+        .find_map(|option| option.strip_prefix("hidepid="))?;
+    if !matches!(hidepid, "2" | "invisible") {
+        return None;
+    }
+    let can_ptrace = field("CapEff:")
+        .and_then(|mask| u64::from_str_radix(mask, 16).ok())
+        .is_some_and(|mask| mask & (1 << CAP_SYS_PTRACE) != 0);
+    (!can_ptrace).then(|| {
+        format!(
+            "/proc is mounted hidepid={hidepid} and we lack CAP_SYS_PTRACE: \
+             other users' processes are not listed"
+        )
+    })
 }
 
 /// The ephemeral port range of the calling thread's network namespace.
@@ -294,6 +430,9 @@ pub fn occupancy(sockets: &[KernelSocket], addresses: &[IpAddr], range: (u16, u1
 }
 
 const LOCAL_PORT_RANGE_PATH: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+
+/// `linux/capability.h`: the bit of CAP_SYS_PTRACE in a capability mask.
+const CAP_SYS_PTRACE: u32 = 19;
 
 // Netlink and sock_diag constants (linux/netlink.h, linux/sock_diag.h).
 const NLMSG_ERROR: u16 = 2;
@@ -755,8 +894,11 @@ fn destroy_error(socket: &KernelSocket, error: io::Error) -> io::Error {
         Some(libc::EOPNOTSUPP) => " (kernel built without CONFIG_INET_DIAG_DESTROY?)",
         _ => "",
     };
+    // The kinds `DestroyFailure::of` reads, whatever std maps these to.
     let kind = match error.raw_os_error() {
-        Some(libc::ESTALE) => io::ErrorKind::NotFound,
+        Some(libc::ENOENT) | Some(libc::ESTALE) => io::ErrorKind::NotFound,
+        Some(libc::EPERM) | Some(libc::EACCES) => io::ErrorKind::PermissionDenied,
+        Some(libc::EOPNOTSUPP) => io::ErrorKind::Unsupported,
         _ => error.kind(),
     };
     io::Error::new(kind, format!("destroying {socket}: {error}{hint}"))
@@ -771,14 +913,24 @@ mod dirent {
     pub const NAME: usize = 19;
 }
 
+/// The process ended (or is ending): its fds are no longer anyone's.
+fn vanished(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::NotFound || error.raw_os_error() == Some(libc::ESRCH)
+}
+
 /// Records every socket fd of `pid` in `map` (keeping an earlier owner).
-fn scan_process(pid: u32, entries: &mut [u8], map: &mut HashMap<u64, Owner>) {
-    // Gone, or not ours to read: either way it contributes nothing.
-    let Ok(directory) = File::open(format!("/proc/{pid}/fd")) else {
-        return;
+/// Err names the first thing that could not be read (a process that
+/// vanished is no error); the fds read before it, and after an unreadable
+/// link, are still recorded.
+fn scan_process(pid: u32, entries: &mut [u8], map: &mut HashMap<u64, Owner>) -> Result<(), String> {
+    let directory = match File::open(format!("/proc/{pid}/fd")) {
+        Ok(directory) => directory,
+        Err(error) if vanished(&error) => return Ok(()),
+        Err(error) => return Err(format!("/proc/{pid}/fd: {error}")),
     };
+    let mut result = Ok(());
     // The owner is read once, at the process's first new socket.
-    let mut owner: Option<Option<Owner>> = None;
+    let mut owner: Option<Result<Option<Owner>, String>> = None;
     loop {
         // SAFETY: getdents64 writes at most `entries.len()` bytes into
         // `entries`, which outlives the call; the fd is open.
@@ -791,15 +943,20 @@ fn scan_process(pid: u32, entries: &mut [u8], map: &mut HashMap<u64, Owner>) {
             )
         };
         let Ok(read) = usize::try_from(read) else {
-            return;
+            let error = io::Error::last_os_error();
+            return if vanished(&error) {
+                result
+            } else {
+                result.and(Err(format!("reading /proc/{pid}/fd: {error}")))
+            };
         };
         if read == 0 {
-            return;
+            return result;
         }
         let mut rest = entries.get(..read).unwrap_or_default();
         while let Some(reclen) = read_u16(rest, dirent::RECLEN).map(usize::from) {
             let Some(record) = rest.get(..reclen).filter(|_| reclen > dirent::NAME) else {
-                return;
+                return result.and(Err(format!("/proc/{pid}/fd: malformed directory entry")));
             };
             rest = rest.get(reclen..).unwrap_or_default();
             let Some(name) = record
@@ -808,22 +965,38 @@ fn scan_process(pid: u32, entries: &mut [u8], map: &mut HashMap<u64, Owner>) {
             else {
                 continue;
             };
-            let Some(inode) = socket_inode(&directory, name) else {
-                continue;
+            let inode = match socket_inode(&directory, name) {
+                Ok(Some(inode)) => inode,
+                Ok(None) => continue,
+                Err(error) if vanished(&error) => continue,
+                Err(error) => {
+                    let fd = name.to_string_lossy();
+                    result = result.and(Err(format!("/proc/{pid}/fd/{fd}: {error}")));
+                    continue;
+                }
             };
             if map.contains_key(&inode) {
                 continue;
             }
-            if let Some(found) = owner.get_or_insert_with(|| read_owner(pid)) {
-                map.insert(inode, found.clone());
+            match owner.get_or_insert_with(|| read_owner(pid)) {
+                Ok(Some(found)) => {
+                    map.insert(inode, found.clone());
+                }
+                // Ended since its fds were read: its sockets went with it
+                // (or are held by another process, which the walk sees).
+                Ok(None) => return result,
+                Err(reason) => {
+                    let reason = reason.clone();
+                    return result.and(Err(reason));
+                }
             }
         }
     }
 }
 
-/// The inode of fd `name` in the `/proc/<pid>/fd` directory, if it is a
-/// socket (its link reads `socket:[N]`).
-fn socket_inode(directory: &File, name: &CStr) -> Option<u64> {
+/// The inode of fd `name` in the `/proc/<pid>/fd` directory if it is a
+/// socket (its link reads `socket:[N]`), None if it is something else.
+fn socket_inode(directory: &File, name: &CStr) -> io::Result<Option<u64>> {
     let mut target = [0u8; 32];
     // SAFETY: readlinkat writes at most `target.len()` bytes into `target`;
     // `name` is NUL-terminated and the directory fd is open.
@@ -835,25 +1008,47 @@ fn socket_inode(directory: &File, name: &CStr) -> Option<u64> {
             target.len(),
         )
     };
-    let link = target.get(..usize::try_from(len).ok()?)?;
-    parse_decimal(link.strip_prefix(b"socket:[")?.strip_suffix(b"]")?)
+    let Ok(len) = usize::try_from(len) else {
+        let error = io::Error::last_os_error();
+        // EINVAL: not a link at all ("." and "..").
+        return match error.raw_os_error() {
+            Some(libc::EINVAL) => Ok(None),
+            _ => Err(error),
+        };
+    };
+    Ok(target
+        .get(..len)
+        .and_then(|link| link.strip_prefix(b"socket:["))
+        .and_then(|link| link.strip_suffix(b"]"))
+        .and_then(parse_decimal))
 }
 
-fn read_owner(pid: u32) -> Option<Owner> {
-    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+/// The process `pid`; None if it has ended, Err if it cannot be read.
+fn read_owner(pid: u32) -> Result<Option<Owner>, String> {
+    let read = |what: &str| {
+        let path = format!("/proc/{pid}/{what}");
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(text)),
+            Err(error) if vanished(&error) => Ok(None),
+            Err(error) => Err(format!("{path}: {error}")),
+        }
+    };
+    let (Some(comm), Some(status)) = (read("comm")?, read("status")?) else {
+        return Ok(None);
+    };
     // "Uid:\treal\teffective\tsaved\tfs"
     let uid = status
         .lines()
         .find_map(|line| line.strip_prefix("Uid:"))
         .and_then(|ids| ids.split_whitespace().nth(1))
-        .and_then(|effective| effective.parse().ok())?;
-    Some(Owner {
+        .and_then(|effective| effective.parse().ok())
+        .ok_or_else(|| format!("/proc/{pid}/status: no effective Uid"))?;
+    Ok(Some(Owner {
         pid,
         comm: comm.trim_end_matches('\n').to_owned(),
         exe: fs::read_link(format!("/proc/{pid}/exe")).ok(),
         uid,
-    })
+    }))
 }
 
 /// A non-empty run of ASCII digits that fits `T`.
@@ -934,6 +1129,118 @@ mod tests {
     }
 
     // ---- without the kernel ----
+
+    /// Run by `an_unprivileged_walk_is_incomplete` as another user; does
+    /// nothing in a normal run.
+    #[test]
+    fn report_the_owners_walk_when_asked() {
+        if std::env::var_os(WALK_REPORT).is_none() {
+            return;
+        }
+        let walk = owners();
+        println!(
+            "walk: complete={} why={}",
+            walk.complete,
+            walk.why_incomplete.unwrap_or_default()
+        );
+    }
+
+    const WALK_REPORT: &str = "PORTDIAL_TEST_REPORT_OWNERS_WALK";
+
+    /// The daemon run as a dedicated user (or without CAP_SYS_PTRACE /
+    /// CAP_DAC_READ_SEARCH) cannot read root's `/proc/<pid>/fd`: the walk
+    /// must say it is incomplete, not that root's sockets have no owner.
+    #[test]
+    fn an_unprivileged_walk_is_incomplete() {
+        use std::os::unix::process::CommandExt;
+        assert!(
+            nix::unistd::geteuid().is_root(),
+            "this test needs root, to run a walk as nobody"
+        );
+        let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "--exact",
+                "ports::sockets::tests::report_the_owners_walk_when_asked",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(WALK_REPORT, "1")
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("run the walk as nobody");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}");
+        let report = stdout
+            .lines()
+            .find_map(|line| line.split_once("walk: ").map(|(_, report)| report))
+            .unwrap_or_else(|| panic!("no report in {stdout}"));
+        eprintln!("the walk as nobody: {report}");
+        assert!(report.starts_with("complete=false why=/proc/"), "{report}");
+        assert!(report.contains("Permission denied"), "{report}");
+    }
+
+    /// `/proc/self/mountinfo` and `/proc/self/status` lines, built after the
+    /// kernel's formats (not taken from a machine).
+    #[test]
+    fn hidden_processes_from_pid_namespaces_and_hidepid() {
+        let proc_mount = |options: &str| {
+            format!(
+                "21 26 0:5 / /sys rw,nosuid - sysfs sysfs rw\n\
+                 22 26 0:21 / /proc rw,nosuid,nodev,noexec,relatime shared:12 - proc proc {options}\n"
+            )
+        };
+        let status = |nspid: &str, capeff: &str| {
+            format!("Name:\tportdial\nNSpid:\t{nspid}\nCapEff:\t{capeff}\n")
+        };
+        let root = status("4242", "000001ffffffffff");
+        let no_ptrace = status("4242", "000001fffff7ffff");
+        assert_eq!(hidden_processes(&proc_mount("rw"), &root), None);
+        assert_eq!(hidden_processes(&proc_mount("rw"), &no_ptrace), None);
+        // hidepid=1 lists the directories; reading them fails, which the walk sees.
+        assert_eq!(
+            hidden_processes(&proc_mount("rw,hidepid=1"), &no_ptrace),
+            None
+        );
+        for hidepid in ["2", "invisible"] {
+            let mount = proc_mount(&format!("rw,hidepid={hidepid}"));
+            assert_eq!(hidden_processes(&mount, &root), None);
+            let reason = hidden_processes(&mount, &no_ptrace).expect("hidden");
+            assert!(
+                reason.starts_with(&format!("/proc is mounted hidepid={hidepid}")),
+                "{reason}"
+            );
+        }
+        // The mount on top counts.
+        let stacked = format!(
+            "{}30 22 0:40 / /proc rw - proc proc rw,hidepid=invisible\n",
+            proc_mount("rw")
+        );
+        assert!(hidden_processes(&stacked, &no_ptrace).is_some());
+        // A pid in a child namespace: our /proc shows only that namespace.
+        let reason = hidden_processes(&proc_mount("rw"), &status("917\t1", "000001ffffffffff"))
+            .expect("hidden");
+        assert!(reason.contains("child PID namespace"), "{reason}");
+        // Unreadable text is not taken as hidden.
+        assert_eq!(hidden_processes("", ""), None);
+    }
+
+    #[test]
+    fn destroy_failures_by_errno() {
+        let socket = synthetic(Proto::Tcp, "192.0.2.1:40000");
+        let failure = |errno| {
+            DestroyFailure::of(&destroy_error(&socket, io::Error::from_raw_os_error(errno)))
+        };
+        assert_eq!(failure(libc::ENOENT), DestroyFailure::Gone);
+        assert_eq!(failure(libc::ESTALE), DestroyFailure::Gone);
+        assert_eq!(failure(libc::EOPNOTSUPP), DestroyFailure::Refused);
+        assert_eq!(failure(libc::EPERM), DestroyFailure::Refused);
+        assert_eq!(failure(libc::EACCES), DestroyFailure::Refused);
+        assert_eq!(failure(libc::EINVAL), DestroyFailure::Other);
+        assert_eq!(failure(libc::ENOBUFS), DestroyFailure::Other);
+        let text = destroy_error(&socket, io::Error::from_raw_os_error(libc::ESTALE)).to_string();
+        assert!(text.contains("no longer exists"), "{text}");
+    }
 
     #[test]
     fn states_round_trip_and_print_like_ss() {
@@ -1218,6 +1525,12 @@ mod tests {
 
             let sockets = list_sockets().expect("list");
             let owners = owners();
+            // Complete or not (even root may be denied a process's fds, as
+            // a sandbox's pid 1 is here), our own sockets are found.
+            eprintln!(
+                "walk complete: {} {:?}",
+                owners.complete, owners.why_incomplete
+            );
             let uid = nix::unistd::geteuid().as_raw();
             let comm = own_comm();
             let mapped_local =
@@ -1257,7 +1570,7 @@ mod tests {
                 assert_eq!(socket.interface, 0, "{socket}");
                 assert_ne!(socket.cookie, [0, 0], "{socket}");
                 let owner = owners
-                    .get(&expected.inode)
+                    .get(expected.inode)
                     .unwrap_or_else(|| panic!("no owner for {socket}"));
                 assert_eq!(
                     (owner.pid, owner.comm.as_str(), owner.uid),
@@ -1581,10 +1894,10 @@ mod tests {
             let pid = std::process::id();
             assert!(inodes
                 .iter()
-                .all(|inode| owners.get(inode).is_some_and(|o| o.pid == pid)));
+                .all(|inode| owners.get(*inode).is_some_and(|o| o.pid == pid)));
             eprintln!(
                 "{COUNT} UDP sockets: list_sockets {list_times:?}, owners() {owners_time:?} ({} inodes mapped)",
-                owners.len()
+                owners.by_inode.len()
             );
         });
     }

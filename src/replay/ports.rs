@@ -11,7 +11,7 @@ use portdial_protocol::ethernet::MacAddr;
 
 use super::{read_frames, CaptureError, FrameSink, RawFrame, Report};
 use crate::ports::classes::Classes;
-use crate::ports::judge::{judge, Context, SocketView};
+use crate::ports::judge::{judge, Context, OwnerKnowledge, SocketView};
 use crate::ports::manager::PortRow;
 use crate::ports::sockets::SocketState;
 use crate::ports::table::{PortEntry, PortTable};
@@ -120,7 +120,7 @@ pub fn ports(
                 proto: entry.proto,
                 local: std::net::SocketAddr::new(entry.local_ip, entry.port),
                 state,
-                has_owner: true,
+                owner: OwnerKnowledge::Held,
             };
             let context = Context {
                 now: accounting.now,

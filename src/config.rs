@@ -859,7 +859,7 @@ fn resolve_ports(
                 "occupancy-threshold {pct} is not a percentage (0 to 100)"
             )))
         }
-        Some(pct) if pct == 0.0 => None,
+        Some(0.0) => None,
         Some(pct) => Some(pct),
         None => defaults.occupancy_threshold,
     };

@@ -593,7 +593,7 @@ impl Daemon {
             None,
             &mut counters,
         ) {
-            self.capture(&buf[range.clone()].to_vec());
+            self.capture(&buf[range.clone()]);
             if let Err(error) = self.socket.try_send(&buf[range]) {
                 tracing::debug!(%error, "cannot send a reset to the far end");
             }

@@ -101,9 +101,9 @@ pub fn human(ms: u32) -> String {
     let seconds = ms / 1000;
     match seconds {
         0..=59 => format!("{seconds}s"),
-        60..=3599 if seconds % 60 == 0 => format!("{}m", seconds / 60),
+        60..=3599 if seconds.is_multiple_of(60) => format!("{}m", seconds / 60),
         60..=3599 => format!("{}m{}s", seconds / 60, seconds % 60),
-        _ if seconds % 3600 == 0 => format!("{}h", seconds / 3600),
+        _ if seconds.is_multiple_of(3600) => format!("{}h", seconds / 3600),
         _ => format!("{}h{}m", seconds / 3600, (seconds % 3600) / 60),
     }
 }

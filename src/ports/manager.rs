@@ -275,8 +275,17 @@ impl PortManager {
         if self.next_occupancy_check.is_some_and(|at| now >= at) {
             self.next_occupancy_check = Some(now + self.config.occupancy_check);
             let threshold = self.config.occupancy_threshold?;
-            let sockets = sockets::list_sockets().ok()?;
             let range = sockets::local_port_range().ok()?;
+            // The kernel's socket counts bound the number of ports in use and
+            // cost one small read: dump the sockets only when they could
+            // reach the threshold.
+            let range_size = usize::from(range.1.saturating_sub(range.0)) + 1;
+            if let Some(bound) = sockets::socket_count_bound() {
+                if (bound as f64) * 100.0 / (range_size as f64) < threshold {
+                    return None;
+                }
+            }
+            let sockets = sockets::list_sockets().ok()?;
             let occupancy = sockets::occupancy(&sockets, &self.addresses, range);
             if occupancy.percent >= threshold {
                 tracing::info!(
@@ -1358,5 +1367,60 @@ mod tests {
         fn make_writer(&'a self) -> Captured {
             self.clone()
         }
+    }
+
+    /// The occupancy trigger with real sockets: a narrowed port range in a
+    /// fresh namespace, filled past the threshold, starts a scan.
+    #[test]
+    fn occupancy_over_the_threshold_starts_a_scan() {
+        use std::net::{Ipv4Addr, UdpSocket};
+        let outcome = crate::netns::run_async_in_new_netns(|| async {
+            let netlink = crate::netlink::Netlink::connect().expect("netlink");
+            let lo = netlink
+                .link_index("lo")
+                .await
+                .expect("lo")
+                .expect("lo exists");
+            let address = Ipv4Addr::new(192, 0, 2, 10);
+            netlink
+                .add_ipv4(lo, address, 32)
+                .await
+                .expect("address on lo");
+            std::fs::write("/proc/sys/net/ipv4/ip_local_port_range", "40000 40009")
+                .expect("port range");
+            let config = ManagerConfig {
+                scan_on_up: false,
+                scan_interval: None,
+                occupancy_threshold: Some(50.0),
+                occupancy_check: std::time::Duration::from_millis(1),
+                ..ManagerConfig::default()
+            };
+            let start = Instant::now();
+            let mut manager = PortManager::new(config, start);
+            manager.set_addresses(start, vec![IpAddr::V4(address)]);
+            // 4 of 10 ports: below the threshold, no scan.
+            let mut held: Vec<UdpSocket> = (0..4)
+                .map(|_| UdpSocket::bind((address, 0)).expect("bind"))
+                .collect();
+            let later = start + std::time::Duration::from_millis(10);
+            assert!(manager.handle_timeout(later).is_none());
+            // 6 of 10: over 50 %, a scan of the session's sockets.
+            held.extend((0..2).map(|_| UdpSocket::bind((address, 0)).expect("bind")));
+            let later = later + std::time::Duration::from_millis(10);
+            let outcome = manager.handle_timeout(later);
+            drop(held);
+            outcome
+        })
+        .expect("network namespace (needs root)");
+        let outcome = outcome.expect("a scan over the threshold");
+        let scan = outcome.events.iter().find_map(|e| match e {
+            PortEvent::ScanCompleted {
+                trigger,
+                occupancy_percent,
+                ..
+            } => Some((*trigger, *occupancy_percent)),
+            _ => None,
+        });
+        assert_eq!(scan, Some((Trigger::Occupancy, 60.0)));
     }
 }

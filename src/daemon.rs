@@ -30,7 +30,7 @@ use crate::exit;
 use crate::hooks::{self, HookEnv, LinkStats};
 use crate::netlink::{LinkEvent, LinkWatcher, Netlink};
 use crate::packet_socket::{PacketSocket, PacketSocketError};
-use crate::ports::manager::{Outcome, PortEvent, PortManager, Trigger};
+use crate::ports::manager::{self, Outcome, PortEvent, PortManager, Trigger};
 use crate::ports::{Direction, Proto};
 use crate::resolv::PeerDns;
 use crate::state_file::{self, SessionState};
@@ -131,6 +131,8 @@ struct Daemon {
     local_failure: Option<(u8, String)>,
     /// SIGHUP: end the link and re-dial (with `persist`), as pppd does.
     hangup: bool,
+    /// A scan's kernel queries running on the blocking pool.
+    scan_task: Option<tokio::task::JoinHandle<(Trigger, manager::Gathered)>>,
 }
 
 /// Runs the dialer until it is told to stop or gives up.
@@ -250,6 +252,7 @@ pub async fn run(options: DialConfig) -> Exit {
         last_established: None,
         local_failure: None,
         hangup: false,
+        scan_task: None,
     };
     daemon.ports = daemon
         .options
@@ -323,6 +326,13 @@ pub async fn run(options: DialConfig) -> Exit {
             _ = sigterm.recv() => daemon.on_signal(Instant::now()),
             _ = sigint.recv() => daemon.on_signal(Instant::now()),
             _ = sighup.recv() => daemon.on_hangup(Instant::now()),
+            gathered = scan_result(&mut daemon.scan_task) => {
+                daemon.scan_task = None;
+                match gathered {
+                    Ok((trigger, gathered)) => daemon.on_scan_gathered(Instant::now(), trigger, gathered),
+                    Err(error) => tracing::warn!(%error, "port scan task failed"),
+                }
+            }
         }
         daemon.flush(Instant::now()).await;
     }
@@ -341,6 +351,16 @@ async fn socket_recv(
         return std::future::pending().await;
     }
     socket.recv(buf).await
+}
+
+/// The running scan's result; never ready when none runs.
+async fn scan_result(
+    task: &mut Option<tokio::task::JoinHandle<(Trigger, manager::Gathered)>>,
+) -> Result<(Trigger, manager::Gathered), tokio::task::JoinError> {
+    match task {
+        Some(task) => task.await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn tun_recv(tun: Option<&Tun>, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -524,10 +544,23 @@ impl Daemon {
             _ => {}
         }
         self.session.handle_timeout(now);
+        // A due scan gathers the kernel's sockets and their owners on the
+        // blocking pool, so forwarding and timers never wait on it.
+        if self.scan_task.is_none() {
+            if let Some(trigger) = self.ports.as_mut().and_then(|ports| ports.due(now)) {
+                self.scan_task = Some(tokio::task::spawn_blocking(move || {
+                    (trigger, manager::Gathered::collect())
+                }));
+            }
+        }
+    }
+
+    /// A background gather finished: judge and act on it.
+    fn on_scan_gathered(&mut self, now: Instant, trigger: Trigger, gathered: manager::Gathered) {
         if let Some(outcome) = self
             .ports
             .as_mut()
-            .and_then(|ports| ports.handle_timeout(now))
+            .and_then(|ports| ports.finish(now, trigger, gathered))
         {
             self.apply(outcome);
         }

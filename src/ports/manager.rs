@@ -145,6 +145,26 @@ pub struct Outcome {
     pub rows: Vec<PortRow>,
 }
 
+/// What a scan needs from the kernel: the socket dump, the owners walk and
+/// the port range. Collecting it blocks (tens of ms with many sockets), so
+/// the daemon does it on the blocking pool.
+pub struct Gathered {
+    pub sockets: io::Result<Vec<KernelSocket>>,
+    pub owners: Owners,
+    pub range: Option<(u16, u16)>,
+}
+
+impl Gathered {
+    /// Reads the calling thread's network namespace.
+    pub fn collect() -> Gathered {
+        Gathered {
+            sockets: sockets::list_sockets(),
+            owners: sockets::owners(),
+            range: sockets::local_port_range().ok(),
+        }
+    }
+}
+
 pub struct PortManager {
     config: ManagerConfig,
     table: PortTable,
@@ -264,45 +284,99 @@ impl PortManager {
     /// Runs whatever is due: a scheduled scan, or the occupancy check that may
     /// start one.
     pub fn handle_timeout(&mut self, now: Instant) -> Option<Outcome> {
+        let trigger = self.due(now)?;
+        let gathered = Gathered::collect();
+        self.finish(now, trigger, gathered)
+    }
+
+    /// Whether a scan is due now, and why. A due occupancy check only says
+    /// "maybe": [`PortManager::finish`] checks the exact occupancy. Cheap (one
+    /// small read of the kernel's socket counts): the expensive part is
+    /// [`Gathered::collect`], which the daemon runs off its loop.
+    pub fn due(&mut self, now: Instant) -> Option<Trigger> {
         if self.next_scan.is_some_and(|at| now >= at) {
+            // Until the scan completes, do not ask again.
+            self.next_scan = None;
             let trigger = if std::mem::take(&mut self.up_scan_pending) {
                 Trigger::SessionUp
             } else {
                 Trigger::Periodic
             };
-            return Some(self.scan(now, trigger, true));
+            return Some(trigger);
         }
         if self.next_occupancy_check.is_some_and(|at| now >= at) {
             self.next_occupancy_check = Some(now + self.config.occupancy_check);
             let threshold = self.config.occupancy_threshold?;
             let range = sockets::local_port_range().ok()?;
-            // The kernel's socket counts bound the number of ports in use and
-            // cost one small read: dump the sockets only when they could
-            // reach the threshold.
+            // The kernel's socket counts bound the number of ports in use:
+            // dump the sockets only when they could reach the threshold.
             let range_size = usize::from(range.1.saturating_sub(range.0)) + 1;
             if let Some(bound) = sockets::socket_count_bound() {
                 if (bound as f64) * 100.0 / (range_size as f64) < threshold {
                     return None;
                 }
             }
-            let sockets = sockets::list_sockets().ok()?;
-            let occupancy = sockets::occupancy(&sockets, &self.addresses, range);
-            if occupancy.percent >= threshold {
-                tracing::info!(
-                    percent = occupancy.percent,
-                    threshold,
-                    "port occupancy over the threshold: scanning"
-                );
-                return Some(self.scan(now, Trigger::Occupancy, true));
-            }
+            return Some(Trigger::Occupancy);
         }
         None
     }
 
+    /// Judges (and releases) on what [`Gathered::collect`] found for a due
+    /// scan. For an occupancy trigger, scans only when the exact occupancy
+    /// passes the threshold.
+    pub fn finish(
+        &mut self,
+        now: Instant,
+        trigger: Trigger,
+        gathered: Gathered,
+    ) -> Option<Outcome> {
+        let sockets = match gathered.sockets {
+            Ok(sockets) => sockets,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list the kernel's sockets");
+                self.reschedule(now, trigger);
+                return None;
+            }
+        };
+        let occupancy = gathered
+            .range
+            .map(|range| sockets::occupancy(&sockets, &self.addresses, range).percent);
+        if trigger == Trigger::Occupancy {
+            let threshold = self.config.occupancy_threshold?;
+            let percent = occupancy.unwrap_or(0.0);
+            if percent < threshold {
+                return None;
+            }
+            tracing::info!(
+                percent,
+                threshold,
+                "port occupancy over the threshold: scanning"
+            );
+        }
+        self.reschedule(now, trigger);
+        Some(self.judge_sockets(
+            now,
+            trigger,
+            true,
+            &sockets,
+            &gathered.owners,
+            occupancy.unwrap_or(0.0),
+            &mut sockets::destroy,
+        ))
+    }
+
+    /// Only the scheduled scans move the schedule: a client asking for the
+    /// table (or a manual scan) must not postpone or cancel them.
+    fn reschedule(&mut self, now: Instant, trigger: Trigger) {
+        // Nothing to scan without a session (its addresses are gone).
+        if trigger != Trigger::Request && !self.addresses.is_empty() {
+            self.next_scan = self.config.scan_interval.map(|interval| now + interval);
+        }
+    }
+
     /// Sockets the manager may judge: TCP/UDP on the session's addresses (old
     /// and new) or the wildcard, held by a file (TIME-WAIT and kernel-only
-    /// sockets have no inode and belong to nobody to tell). A socket on any
-    /// other address is never judged nor released.
+    /// sockets have no inode and belong to nobody to tell).
     fn relevant(&self, socket: &KernelSocket) -> bool {
         if socket.inode == 0 {
             return false;
@@ -316,20 +390,20 @@ impl PortManager {
     /// Scans now: judges every relevant port, releases phantoms when
     /// `release` is set and their class is in `release` mode.
     pub fn scan(&mut self, now: Instant, trigger: Trigger, release: bool) -> Outcome {
-        // Only the scheduled scans move the schedule: a client asking for the
-        // table (or a manual scan) must not postpone or cancel them.
-        if trigger != Trigger::Request {
-            self.next_scan = self.config.scan_interval.map(|interval| now + interval);
-        }
-        let sockets = match sockets::list_sockets() {
+        self.reschedule(now, trigger);
+        let Gathered {
+            sockets,
+            owners,
+            range,
+        } = Gathered::collect();
+        let sockets = match sockets {
             Ok(sockets) => sockets,
             Err(error) => {
                 tracing::warn!(%error, "cannot list the kernel's sockets");
                 return Outcome::default();
             }
         };
-        let owners = sockets::owners();
-        let occupancy = sockets::local_port_range()
+        let occupancy = range
             .map(|range| sockets::occupancy(&sockets, &self.addresses, range).percent)
             .unwrap_or(0.0);
         self.judge_sockets(

@@ -144,34 +144,29 @@ impl Netlink {
             .map_err(to_io)
     }
 
-    pub async fn set_mtu(&self, index: u32, mtu: u32) -> io::Result<()> {
-        let message = LinkUnspec::new_with_index(index).mtu(mtu).build();
+    /// Sends one RTM_SETLINK built by the caller.
+    async fn set_link(&self, message: netlink_packet_route::link::LinkMessage) -> io::Result<()> {
         self.handle
             .link()
             .set(message)
             .execute()
             .await
             .map_err(to_io)
+    }
+
+    pub async fn set_mtu(&self, index: u32, mtu: u32) -> io::Result<()> {
+        let message = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        self.set_link(message).await
     }
 
     pub async fn set_up(&self, index: u32) -> io::Result<()> {
         let message = LinkUnspec::new_with_index(index).up().build();
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(to_io)
+        self.set_link(message).await
     }
 
     pub async fn set_down(&self, index: u32) -> io::Result<()> {
         let message = LinkUnspec::new_with_index(index).down().build();
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(to_io)
+        self.set_link(message).await
     }
 
     /// Sets the link's MAC address (the link may need to be down for some
@@ -180,12 +175,7 @@ impl Netlink {
         let message = LinkUnspec::new_with_index(index)
             .address(mac.as_bytes().to_vec())
             .build();
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(to_io)
+        self.set_link(message).await
     }
 
     /// Creates the veth pair `a`–`b` (both down) in this namespace.
@@ -210,12 +200,7 @@ impl Netlink {
         let message = LinkUnspec::new_with_index(index)
             .setns_by_fd(netns.as_raw_fd())
             .build();
-        self.handle
-            .link()
-            .set(message)
-            .execute()
-            .await
-            .map_err(to_io)
+        self.set_link(message).await
     }
 
     /// A point-to-point IPv4 address, as `ip addr add LOCAL peer PEER/32`:

@@ -49,24 +49,12 @@ fn pap_session_carries_traffic_and_dns_and_ends_with_padt() {
     let lab = Lab::up("pap", &["--auth", "pap"]);
     let password = password_file(&lab, PASSWORD);
     // ip-up / ip-down hooks that record their arguments and pppd's environment.
-    let hook = lab.dir.join("hook.sh");
-    std::fs::write(&hook, "#!/bin/sh\nenv > \"$0.$(basename \"$PHASE\").env\"\necho \"$@\" >> \"$0.$(basename \"$PHASE\").args\"\n").unwrap();
-    let up_hook = lab.dir.join("ip-up");
-    let down_hook = lab.dir.join("ip-down");
-    for (path, phase) in [(&up_hook, "up"), (&down_hook, "down")] {
-        std::fs::write(
-            path,
-            format!("#!/bin/sh\nPHASE={phase} exec {} \"$@\"\n", hook.display()),
-        )
-        .unwrap();
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-    }
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let (up_arg, down_arg) = (
-        up_hook.to_string_lossy().into_owned(),
-        down_hook.to_string_lossy().into_owned(),
+    let hook = lab.script(
+        "hook.sh",
+        "env > \"$0.$(basename \"$PHASE\").env\"\necho \"$@\" >> \"$0.$(basename \"$PHASE\").args\"",
     );
+    let up_arg = lab.script("ip-up", &format!("PHASE=up exec {hook} \"$@\""));
+    let down_arg = lab.script("ip-down", &format!("PHASE=down exec {hook} \"$@\""));
     let mut dialer = lab.dial(&[
         "--user",
         USER,
@@ -601,14 +589,10 @@ fn released_port_is_reconnected_by_the_example_application() {
     };
     let lab = Lab::up("reconnect", &["--auth", "pap"]);
     let password = password_file(&lab, PASSWORD);
-    let hook = lab.dir.join("on-release.sh");
-    std::fs::write(
-        &hook,
-        format!("#!/bin/sh\nenv > {}/on-release.env\n", lab.dir.display()),
-    )
-    .unwrap();
-    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let hook_arg = hook.to_string_lossy().into_owned();
+    let hook_arg = lab.script(
+        "on-release.sh",
+        &format!("env > {}/on-release.env", lab.dir.display()),
+    );
     let mut dialer = lab.dial(&[
         "--user",
         USER,
@@ -699,35 +683,15 @@ fn sighup_ends_the_link_and_redials() {
     };
     let lab = Lab::up("hup", &["--auth", "pap"]);
     let password = password_file(&lab, PASSWORD);
-    let hook = lab.dir.join("hook.sh");
-    std::fs::write(
-        &hook,
-        format!(
-            "#!/bin/sh\nenv | sort > {}/$PHASE.$(date +%s%N).env\n",
+    let hook = lab.script(
+        "hook.sh",
+        &format!(
+            "env | sort > {}/$PHASE.$(date +%s%N).env",
             lab.dir.display()
         ),
-    )
-    .unwrap();
-    let up = lab.dir.join("up.sh");
-    let down = lab.dir.join("down.sh");
-    std::fs::write(
-        &up,
-        format!("#!/bin/sh\nPHASE=up exec {}\n", hook.display()),
-    )
-    .unwrap();
-    std::fs::write(
-        &down,
-        format!("#!/bin/sh\nPHASE=down exec {}\n", hook.display()),
-    )
-    .unwrap();
-    for path in [&hook, &up, &down] {
-        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
-    }
-    let (up_arg, down_arg) = (
-        up.to_string_lossy().into_owned(),
-        down.to_string_lossy().into_owned(),
     );
+    let up_arg = lab.script("up.sh", &format!("PHASE=up exec {hook}"));
+    let down_arg = lab.script("down.sh", &format!("PHASE=down exec {hook}"));
     let mut dialer = lab.dial(&[
         "--user",
         USER,

@@ -149,6 +149,15 @@ impl Lab {
             .unwrap()
     }
 
+    /// Writes an executable shell script into the lab's directory; returns its path.
+    pub fn script(&self, name: &str, body: &str) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
     pub fn logs(&self, which: &str) -> String {
         String::from_utf8_lossy(&self.labctl("logs", &[which]).stdout).into_owned()
     }

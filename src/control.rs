@@ -120,32 +120,45 @@ pub struct Access {
 }
 
 impl Access {
-    fn admits(&self, uid: u32, gid: u32, pid: Option<i32>) -> bool {
+    /// `groups`: the peer's supplementary groups as the kernel recorded them
+    /// at connect time (SO_PEERGROUPS), not read from /proc afterwards,
+    /// where a recycled pid could speak for someone else.
+    fn admits(&self, uid: u32, gid: u32, groups: &[u32]) -> bool {
         if uid == 0 || uid == self.owner_uid {
             return true;
         }
         let Some(group) = self.group else {
             return false;
         };
-        gid == group || pid.is_some_and(|pid| supplementary_groups(pid).contains(&group))
+        gid == group || groups.contains(&group)
     }
 }
 
-/// The supplementary groups of a process, from /proc/<pid>/status.
-fn supplementary_groups(pid: i32) -> Vec<u32> {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return Vec::new();
+/// SO_PEERGROUPS (Linux ≥ 4.13; 59 on the architectures we build for).
+const SO_PEERGROUPS: libc::c_int = 59;
+
+/// The peer's supplementary groups at connect time; empty when the kernel
+/// cannot say (then only uid and primary gid count).
+fn peer_groups(stream: &UnixStream) -> Vec<u32> {
+    use std::os::fd::AsRawFd;
+    let mut groups = vec![0 as libc::gid_t; 1024];
+    let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
+    // SAFETY: `groups` is writable memory of `len` bytes, and the fd is the
+    // open socket `stream` owns for the duration of the call.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERGROUPS,
+            groups.as_mut_ptr().cast(),
+            &mut len,
+        )
     };
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Groups:"))
-        .map(|groups| {
-            groups
-                .split_whitespace()
-                .filter_map(|g| g.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
+    if rc != 0 {
+        return Vec::new();
+    }
+    groups.truncate(len as usize / std::mem::size_of::<libc::gid_t>());
+    groups
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -236,7 +249,7 @@ async fn accept_loop(
             }
         };
         let admitted = match stream.peer_cred() {
-            Ok(cred) => access.admits(cred.uid(), cred.gid(), cred.pid()),
+            Ok(cred) => access.admits(cred.uid(), cred.gid(), &peer_groups(&stream)),
             Err(_) => false,
         };
         if !admitted {
@@ -450,15 +463,36 @@ mod tests {
             owner_uid: 1000,
             group: Some(50),
         };
-        assert!(access.admits(0, 0, None));
-        assert!(access.admits(1000, 1000, None));
-        assert!(access.admits(2000, 50, None));
-        assert!(!access.admits(2000, 2000, None));
+        assert!(access.admits(0, 0, &[]));
+        assert!(access.admits(1000, 1000, &[]));
+        assert!(access.admits(2000, 50, &[]));
+        assert!(
+            access.admits(2000, 2000, &[7, 50]),
+            "a supplementary group counts"
+        );
+        assert!(!access.admits(2000, 2000, &[7]));
         assert!(!Access {
             owner_uid: 1000,
             group: None
         }
-        .admits(2000, 50, None));
+        .admits(2000, 50, &[50]));
+    }
+
+    #[test]
+    fn peer_groups_are_the_connecting_processs_groups() {
+        runtime().block_on(async {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            let mut expected: Vec<u32> = nix::unistd::getgroups()
+                .unwrap()
+                .into_iter()
+                .map(|g| g.as_raw())
+                .collect();
+            let mut got = peer_groups(&ours);
+            expected.sort_unstable();
+            got.sort_unstable();
+            assert_eq!(got, expected);
+            drop(theirs);
+        });
     }
 
     fn tempdir() -> PathBuf {

@@ -12,13 +12,39 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
+
+use nix::fcntl::{Flock, FlockArg};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 /// The lab tests run one at a time: they are timing-sensitive (echo failure,
-/// restart), and two guests plus two dialers would fight over two cores.
+/// restart), and two guests plus two dialers would fight over two cores. The
+/// mutex serializes the tests of one binary, the file lock those of several
+/// processes (test binaries or benchmarks run side by side).
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Held while a lab test runs: the in-process mutex and the machine-wide lock.
+pub struct Serial {
+    _file: Flock<std::fs::File>,
+    _guard: MutexGuard<'static, ()>,
+}
+
+fn serial() -> Serial {
+    let guard = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open("/run/portdial-lab.lock")
+        .expect("open /run/portdial-lab.lock");
+    let file = Flock::lock(file, FlockArg::LockExclusive)
+        .unwrap_or_else(|(_, errno)| panic!("lock /run/portdial-lab.lock: {errno}"));
+    Serial {
+        _file: file,
+        _guard: guard,
+    }
+}
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -29,7 +55,7 @@ pub fn portdial() -> PathBuf {
 }
 
 /// Checks the prerequisites once per test; `None` means the user asked to skip.
-pub fn prerequisites() -> Option<MutexGuard<'static, ()>> {
+pub fn prerequisites() -> Option<Serial> {
     if std::env::var_os("PORTDIAL_SKIP_LAB").is_some_and(|v| v == "1") {
         eprintln!("lab test skipped: PORTDIAL_SKIP_LAB=1");
         return None;
@@ -48,11 +74,7 @@ pub fn prerequisites() -> Option<MutexGuard<'static, ()>> {
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
-    Some(
-        SERIAL
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()),
-    )
+    Some(serial())
 }
 
 /// One lab: two namespaces, a veth, a guest running pppoe-server.

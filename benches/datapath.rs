@@ -1,7 +1,10 @@
 //! The per-packet cost of the data path: encapsulation or decapsulation plus
-//! the port manager's accounting, with 1k, 10k and 100k live port entries;
-//! judging every port of a full table; the session machine answering an LCP
-//! echo. `cargo bench --bench datapath`; compare figures within one run.
+//! the port manager's accounting, with 1k, 10k and 100k live port entries
+//! (one port over and over, and a different port every packet); judging
+//! every port of a full table; mapping 10,000 real sockets to their owner
+//! through /proc; the session machine handling an LCP frame; bytes per port
+//! entry (printed). `cargo bench --bench datapath`; compare figures within
+//! one run.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -105,6 +108,32 @@ fn per_packet(c: &mut Criterion) {
                 })
             },
         );
+        // A different live port every packet (a stride through the table),
+        // so the entries are not all in cache: the port field is rewritten
+        // in place before each packet.
+        let mut next = 0usize;
+        let stride = 7_919; // prime: visits every live port
+        group.bench_with_input(
+            BenchmarkId::new("encapsulate_and_account_spread", live),
+            &live,
+            |b, _| {
+                b.iter(|| {
+                    next = (next + stride) % live.min(65_536);
+                    let at = HEADROOM + 20;
+                    buf[at..at + 2].copy_from_slice(&(next as u16).to_be_bytes());
+                    table.account(1, Direction::Tx, &buf[HEADROOM..HEADROOM + packet.len()]);
+                    black_box(datapath::upstream(
+                        &mut buf,
+                        packet.len(),
+                        &ENCAP,
+                        open,
+                        None,
+                        &mut counters,
+                    ));
+                })
+            },
+        );
+        buf[HEADROOM + 20..HEADROOM + 22].copy_from_slice(&port.to_be_bytes());
         // The same work without the port manager, for the accounting's share.
         group.bench_with_input(BenchmarkId::new("encapsulate_only", live), &live, |b, _| {
             b.iter(|| {
@@ -141,6 +170,7 @@ fn judge_all(c: &mut Criterion) {
         window: Duration::from_secs(300),
         asleep_since: None,
         session_addresses: &addresses,
+        previous_addresses: &[],
     };
     c.bench_function("judge_65536_ports", |b| {
         b.iter(|| {
@@ -172,6 +202,53 @@ fn entry_size(c: &mut Criterion) {
     let _ = c;
 }
 
+/// `sockets::owners()` (the walk of /proc/PID/fd mapping socket inodes to
+/// processes) with 10,000 sockets open in this process, on top of whatever
+/// the machine runs. The sockets are unbound: no port and no address is
+/// taken.
+fn owner_mapping(c: &mut Criterion) {
+    const SOCKETS: usize = 10_000;
+    let limit = libc::rlimit {
+        rlim_cur: 16_384,
+        rlim_max: 16_384,
+    };
+    // SAFETY: setrlimit reads the struct we pass.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        panic!(
+            "raising RLIMIT_NOFILE to 16384 for 10,000 sockets: {} (needs root or a hard limit that high)",
+            std::io::Error::last_os_error()
+        );
+    }
+    let held: Vec<std::os::fd::OwnedFd> = (0..SOCKETS)
+        .map(|_| {
+            // SAFETY: socket(2) with constant arguments; the fd is owned below.
+            let fd =
+                unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            // SAFETY: a fresh fd nobody else owns.
+            unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }
+        })
+        .collect();
+    let walk = portdial::ports::sockets::owners();
+    let pid = std::process::id();
+    let ours = walk.by_inode.values().filter(|o| o.pid == pid).count();
+    assert!(
+        ours >= SOCKETS,
+        "the walk found {ours} of our {SOCKETS} sockets"
+    );
+    eprintln!(
+        "owner mapping: {} socket inodes on the machine, {ours} of them this process's",
+        walk.by_inode.len()
+    );
+    let mut group = c.benchmark_group("owners");
+    group.sample_size(10);
+    group.bench_function("owner_mapping_10000_sockets", |b| {
+        b.iter(|| black_box(portdial::ports::sockets::owners()))
+    });
+    group.finish();
+    drop(held);
+}
+
 fn session_echo(c: &mut Criterion) {
     use portdial_ppp::session::{Session, SessionConfig};
     // Bring a session up against the recorded CHAP capture's AC frames is heavy;
@@ -199,5 +276,12 @@ fn session_echo(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, per_packet, judge_all, entry_size, session_echo);
+criterion_group!(
+    benches,
+    per_packet,
+    judge_all,
+    entry_size,
+    owner_mapping,
+    session_echo
+);
 criterion_main!(benches);

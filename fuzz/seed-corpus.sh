@@ -9,6 +9,7 @@
 #   pap_chap            PPP control packets (LCP, IPCP, IPv6CP, CCP, PAP, CHAP)
 #   ip_inspect          IP packets carried by PPP or straight on Ethernet
 #   replay              whole capture files
+#   local_text          secrets files and control requests (built seeds)
 # Seeds are named by their SHA-1, as libFuzzer names what it adds, so running
 # this again adds nothing twice. Usage: fuzz/seed-corpus.sh
 set -euo pipefail
@@ -140,6 +141,17 @@ for path in sorted(glob.glob(os.path.join(captures, "**", "*.pcap"), recursive=T
 for mode in SESSION_MODES:
     save("session", bytes([mode]))
     save("session", bytes([mode]) + bytes([3, 0]) * 8)
+
+# local_text: built, not captured: a pppd secrets file in the syntax pppd's
+# own examples use, and one line of every control request.
+save("local_text", b'# Secrets for authentication using PAP\n'
+     b'# client\tserver\tsecret\t\t\tIP addresses\n'
+     b'"alice@isp"\t*\t"pass word"\t*\n'
+     b'bob\tbras1\t@/etc/portdial/bob\t192.0.2.10 -- noauth\n'
+     b'* * "" \\\n  198.51.100.1\n')
+save("local_text", b'{"cmd":"status"}\n{"cmd":"ports"}\n{"cmd":"scan"}\n'
+     b'{"cmd":"release","port":443,"proto":"tcp"}\n{"cmd":"release","phantoms":true}\n'
+     b'{"cmd":"sleep","on":true}\n{"cmd":"events"}\n{"cmd":"history"}\n')
 
 for target in sorted(counts):
     print(f"{target}: {counts[target]} new seeds")

@@ -214,6 +214,17 @@ pub struct DialArgs {
     #[arg(long)]
     pub no_ipv6: bool,
 
+    /// TUN segmentation offloads (the default): the kernel hands over
+    /// TCP/UDP super-packets that portdial cuts into session frames, and
+    /// received segments are merged before they reach the TUN; a kernel
+    /// that refuses them gets a plain TUN.
+    #[arg(long, conflicts_with = "no_tun_offload")]
+    pub tun_offload: bool,
+
+    /// One packet per TUN read and write, no offloads.
+    #[arg(long)]
+    pub no_tun_offload: bool,
+
     /// The name of the TUN interface carrying the link, at most 15 bytes
     /// [default: pdial0].
     #[arg(long, value_name = "NAME")]
@@ -224,10 +235,21 @@ pub struct DialArgs {
     #[arg(long, value_name = "PATH")]
     pub control: Option<PathBuf>,
 
-    /// Let members of this group use the control socket (it is root-only
-    /// otherwise).
+    /// Let members of this group use every command of the control socket,
+    /// including those that change state (scan, release, sleep); it is
+    /// root-only otherwise.
     #[arg(long, value_name = "NAME")]
     pub control_group: Option<String>,
+
+    /// Let members of this group use the read-only commands of the control
+    /// socket (status, ports, events).
+    #[arg(long, value_name = "NAME")]
+    pub control_read_group: Option<String>,
+
+    /// After opening its sockets, run as this user (with only CAP_NET_ADMIN
+    /// and CAP_NET_RAW, which the daemon always keeps and nothing else).
+    #[arg(long, value_name = "USER")]
+    pub run_as: Option<String>,
 
     /// Write every frame sent and received to this pcap file (PAP passwords
     /// masked unless --capture-secrets).
@@ -333,9 +355,12 @@ struct FileConfig {
     resolv_conf: Option<PathBuf>,
     mss_clamp: Option<u16>,
     ipv6: Option<bool>,
+    tun_offload: Option<bool>,
     tun_name: Option<String>,
     control: Option<PathBuf>,
     control_group: Option<String>,
+    control_read_group: Option<String>,
+    run_as: Option<String>,
     capture: Option<PathBuf>,
     capture_secrets: Option<bool>,
     ip_up: Option<PathBuf>,
@@ -470,9 +495,16 @@ pub struct DialConfig {
     pub resolv_conf: PathBuf,
     pub mss_clamp: MssClamp,
     pub ipv6: bool,
+    /// Open the TUN with segmentation offloads (IFF_VNET_HDR).
+    pub tun_offload: bool,
     pub tun_name: String,
     pub control: PathBuf,
+    /// May use every control command.
     pub control_group: Option<String>,
+    /// May use the read-only control commands.
+    pub control_read_group: Option<String>,
+    /// The user the daemon becomes once its sockets are open.
+    pub run_as: Option<RunAs>,
     pub capture: Option<PathBuf>,
     /// Keep PAP passwords in the capture.
     pub capture_secrets: bool,
@@ -700,6 +732,19 @@ fn resolve_layers(
         file.ipv6.unwrap_or(true)
     };
 
+    if args.tun_offload && args.no_tun_offload {
+        return Err(ConfigError::new(
+            "--tun-offload and --no-tun-offload contradict each other: give one",
+        ));
+    }
+    let tun_offload = if args.tun_offload {
+        true
+    } else if args.no_tun_offload {
+        false
+    } else {
+        file.tun_offload.unwrap_or(true)
+    };
+
     let tun_name = args
         .tun_name
         .clone()
@@ -731,20 +776,19 @@ fn resolve_layers(
         .clone()
         .or_else(|| file.control_group.clone());
     if let Some(group) = &control_group {
-        match nix::unistd::Group::from_name(group) {
-            Ok(Some(_)) => {}
-            Ok(None) => {
-                return Err(ConfigError::new(format!(
-                    "control-group {group}: no such group"
-                )))
-            }
-            Err(error) => {
-                return Err(ConfigError::new(format!(
-                    "control-group {group}: cannot look it up: {error}"
-                )))
-            }
-        }
+        group_id("control-group", group)?;
     }
+    let control_read_group = args
+        .control_read_group
+        .clone()
+        .or_else(|| file.control_read_group.clone());
+    if let Some(group) = &control_read_group {
+        group_id("control-read-group", group)?;
+    }
+    let run_as = match args.run_as.as_ref().or(file.run_as.as_ref()) {
+        Some(name) => Some(RunAs::lookup(name)?),
+        None => None,
+    };
 
     let ip_up = args.ip_up.clone().or_else(|| file.ip_up.clone());
     let ip_down = args.ip_down.clone().or_else(|| file.ip_down.clone());
@@ -809,6 +853,7 @@ fn resolve_layers(
         resolv_conf,
         mss_clamp,
         ipv6,
+        tun_offload,
         tun_name,
         control: args
             .control
@@ -816,6 +861,8 @@ fn resolve_layers(
             .or_else(|| file.control.clone())
             .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL)),
         control_group,
+        control_read_group,
+        run_as,
         capture: args.capture.clone().or_else(|| file.capture.clone()),
         capture_secrets: flag(args.capture_secrets, file.capture_secrets),
         ip_up,
@@ -1063,6 +1110,43 @@ fn secret_from_file(
 }
 
 /// Warns when a file holding a secret can be read by group or others.
+/// The gid of a configured group; `key` names the option in the message.
+pub fn group_id(key: &str, name: &str) -> Result<u32, ConfigError> {
+    match nix::unistd::Group::from_name(name) {
+        Ok(Some(group)) => Ok(group.gid.as_raw()),
+        Ok(None) => Err(ConfigError::new(format!("{key} {name}: no such group"))),
+        Err(error) => Err(ConfigError::new(format!(
+            "{key} {name}: cannot look it up: {error}"
+        ))),
+    }
+}
+
+/// The user `--run-as` names, looked up once at start (the daemon may not
+/// be able to read /etc/passwd later).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    /// The user's primary group; the daemon keeps no supplementary groups.
+    pub gid: u32,
+}
+
+impl RunAs {
+    fn lookup(name: &str) -> Result<RunAs, ConfigError> {
+        match nix::unistd::User::from_name(name) {
+            Ok(Some(user)) => Ok(RunAs {
+                name: name.to_owned(),
+                uid: user.uid.as_raw(),
+                gid: user.gid.as_raw(),
+            }),
+            Ok(None) => Err(ConfigError::new(format!("run-as {name}: no such user"))),
+            Err(error) => Err(ConfigError::new(format!(
+                "run-as {name}: cannot look it up: {error}"
+            ))),
+        }
+    }
+}
+
 fn warn_if_exposed(path: &Path, what: &str, warnings: &mut Vec<String>) {
     if let Ok(metadata) = fs::metadata(path) {
         let mode = metadata.permissions().mode() & 0o777;
@@ -1231,6 +1315,7 @@ mod tests {
         assert_eq!(config.mss_clamp, MssClamp::Auto);
         assert_eq!(config.mss_for(1492), Some(1452));
         assert!(config.ipv6);
+        assert!(config.tun_offload, "offloads are on by default");
         assert_eq!(config.tun_name, "pdial0");
         assert_eq!(config.control, Path::new("/run/portdial.sock"));
         assert_eq!(config.state_file, Path::new("/run/portdial.state"));
@@ -1260,6 +1345,7 @@ persist = true
 holdoff = 2
 usepeerdns = true
 ipv6 = false
+tun_offload = false
 tun_name = "wan0"
 state_file = "state.json"
 seed = "0102"
@@ -1285,6 +1371,7 @@ seed = "0102"
         assert!(config.persist && config.usepeerdns);
         assert_eq!(config.holdoff, Duration::from_secs(7));
         assert!(!config.ipv6);
+        assert!(!config.tun_offload);
         assert_eq!(config.tun_name, "wan0");
         assert_eq!(config.state_file, dir.join("state.json"));
         let mut seed = [0u8; 32];
@@ -1295,8 +1382,14 @@ seed = "0102"
         assert!(config.warnings[0].contains("RFC 4638"));
 
         // --ipv6 on the command line beats the file's ipv6 = false.
-        let config = resolve_flags(&["--config".into(), config_flag, "--ipv6".into()]).unwrap();
-        assert!(config.ipv6);
+        let config = resolve_flags(&[
+            "--config".into(),
+            config_flag,
+            "--ipv6".into(),
+            "--tun-offload".into(),
+        ])
+        .unwrap();
+        assert!(config.ipv6 && config.tun_offload);
         fs::remove_dir_all(dir).unwrap();
     }
 
@@ -1348,6 +1441,44 @@ seed = "0102"
         ]);
         assert!(error.contains("cannot read password file") && error.contains("nope"));
         fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn run_as_and_control_groups_are_looked_up_at_start() {
+        let dir = temp_dir("run-as");
+        let base = minimal(&dir);
+        let config = resolve_flags(&with(
+            base.clone(),
+            &["--run-as", "nobody", "--control-read-group", "nogroup"],
+        ))
+        .unwrap();
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        assert_eq!(
+            config.run_as,
+            Some(RunAs {
+                name: "nobody".into(),
+                uid: nobody.uid.as_raw(),
+                gid: nobody.gid.as_raw(),
+            })
+        );
+        assert_eq!(config.control_read_group.as_deref(), Some("nogroup"));
+        for (flags, expected) in [
+            (
+                &["--run-as", "no-such-user-here"][..],
+                "run-as no-such-user-here: no such user",
+            ),
+            (
+                &["--control-read-group", "no-such-group"],
+                "control-read-group no-such-group: no such group",
+            ),
+            (
+                &["--control-group", "no-such-group"],
+                "control-group no-such-group: no such group",
+            ),
+        ] {
+            let error = error_of(&with(base.clone(), flags));
+            assert!(error.contains(expected), "{flags:?}: {error}");
+        }
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //! A client sends a request line (`{"cmd": "status"}`) and reads one response
 //! line (`{"ok": true, ...}` or `{"ok": false, "error": "..."}`). The socket is
 //! created 0600 (root only) unless a group is configured, then 0660 with that
-//! group; on top of the file mode every peer is checked with SO_PEERCRED, so a
-//! socket file with loosened permissions still admits only root, our own user
-//! and the configured group.
+//! group (0666 when two different groups are configured); on top of the file
+//! mode every peer is checked with SO_PEERCRED, so a socket file with loosened
+//! permissions still admits only root, our own user and the configured groups.
+//! Root, our own user and the control group may use every command; the
+//! read group only the commands that change nothing (status, ports, events,
+//! history).
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -39,6 +42,9 @@ pub struct Status {
     pub rx_packets: u64,
     pub tx_bytes: u64,
     pub rx_bytes: u64,
+    /// Received PPPoE frames that did not parse (counted and dropped).
+    #[serde(default)]
+    pub malformed_frames: u64,
 }
 
 /// A request on the control socket.
@@ -116,21 +122,68 @@ pub struct Incoming {
 pub struct Access {
     /// Our own uid (a daemon run by a dedicated user admits that user).
     pub owner_uid: u32,
+    /// May use every command.
     pub group: Option<u32>,
+    /// May use the read-only commands.
+    pub read_group: Option<u32>,
+}
+
+/// What an admitted peer may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Permission {
+    ReadOnly,
+    Full,
 }
 
 impl Access {
     /// `groups`: the peer's supplementary groups as the kernel recorded them
     /// at connect time (SO_PEERGROUPS), not read from /proc afterwards,
-    /// where a recycled pid could speak for someone else.
-    fn admits(&self, uid: u32, gid: u32, groups: &[u32]) -> bool {
-        if uid == 0 || uid == self.owner_uid {
-            return true;
-        }
-        let Some(group) = self.group else {
-            return false;
+    /// where a recycled pid could speak for someone else. `None`: refused.
+    fn permission(&self, uid: u32, gid: u32, groups: &[u32]) -> Option<Permission> {
+        let member = |group: Option<u32>| {
+            group.is_some_and(|group| gid == group || groups.contains(&group))
         };
-        gid == group || groups.contains(&group)
+        if uid == 0 || uid == self.owner_uid || member(self.group) {
+            Some(Permission::Full)
+        } else if member(self.read_group) {
+            Some(Permission::ReadOnly)
+        } else {
+            None
+        }
+    }
+
+    /// The socket file's group and mode. The file mode only keeps strangers
+    /// from connecting; SO_PEERCRED decides what a peer may do.
+    fn file_mode(&self) -> (Option<u32>, u32) {
+        match (self.group, self.read_group) {
+            (None, None) => (None, 0o600),
+            (Some(group), None) | (None, Some(group)) => (Some(group), 0o660),
+            (Some(group), Some(read)) if group == read => (Some(group), 0o660),
+            (Some(group), Some(_)) => (Some(group), 0o666),
+        }
+    }
+}
+
+impl Request {
+    /// Scans, releases and sleep change the daemon's or the applications'
+    /// state; the rest only reads.
+    pub fn changes_state(&self) -> bool {
+        match self {
+            Request::Scan | Request::Release { .. } | Request::Sleep { .. } => true,
+            Request::Status | Request::Ports | Request::Events | Request::History => false,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Request::Status => "status",
+            Request::Ports => "ports",
+            Request::Scan => "scan",
+            Request::Release { .. } => "release",
+            Request::Sleep { .. } => "sleep",
+            Request::Events => "events",
+            Request::History => "history",
+        }
     }
 }
 
@@ -199,9 +252,9 @@ impl ControlServer {
             }
         }
         let listener = UnixListener::bind(path).map_err(io_error)?;
-        let mode = if access.group.is_some() { 0o660 } else { 0o600 };
+        let (group, mode) = access.file_mode();
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(io_error)?;
-        if let Some(group) = access.group {
+        if let Some(group) = group {
             std::os::unix::fs::chown(path, None, Some(group)).map_err(io_error)?;
         }
         let (sender, receiver) = mpsc::channel(32);
@@ -248,19 +301,24 @@ async fn accept_loop(
                 continue;
             }
         };
-        let admitted = match stream.peer_cred() {
-            Ok(cred) => access.admits(cred.uid(), cred.gid(), &peer_groups(&stream)),
-            Err(_) => false,
+        let permission = match stream.peer_cred() {
+            Ok(cred) => access.permission(cred.uid(), cred.gid(), &peer_groups(&stream)),
+            Err(_) => None,
         };
-        if !admitted {
+        let Some(permission) = permission else {
             tracing::info!(
-                "control connection refused: peer is not root, the owner or the control group"
+                "control connection refused: peer is not root, the owner or a control group"
             );
             let mut stream = stream;
             let _ = write_line(&mut stream, &Response::error("permission denied")).await;
             continue;
-        }
-        tokio::spawn(serve_client(stream, sender.clone(), events.clone()));
+        };
+        tokio::spawn(serve_client(
+            stream,
+            permission,
+            sender.clone(),
+            events.clone(),
+        ));
     }
 }
 
@@ -269,6 +327,7 @@ const MAX_REQUEST: u64 = 64 * 1024;
 
 async fn serve_client(
     stream: UnixStream,
+    permission: Permission,
     sender: mpsc::Sender<Incoming>,
     events: broadcast::Sender<String>,
 ) {
@@ -280,6 +339,16 @@ async fn serve_client(
     {
         let response = match serde_json::from_str::<Request>(&line) {
             Err(error) => Response::error(format!("bad request: {error}")),
+            Ok(request) if request.changes_state() && permission < Permission::Full => {
+                tracing::info!(
+                    command = request.name(),
+                    "control request refused: the peer may only read"
+                );
+                Response::error(format!(
+                    "permission denied: {} changes state; it needs root or the control group",
+                    request.name()
+                ))
+            }
             Ok(Request::Events) => {
                 stream_events(&mut writer, events.subscribe()).await;
                 return;
@@ -369,16 +438,18 @@ pub async fn request(path: &Path, request: &Request) -> Result<Response, ClientE
     let mut line =
         serde_json::to_string(request).map_err(|e| ClientError::Protocol(e.to_string()))?;
     line.push('\n');
-    writer
-        .write_all(line.as_bytes())
-        .await
-        .map_err(|e| ClientError::Protocol(e.to_string()))?;
+    // A daemon that refuses us answers "permission denied" and closes before
+    // reading: the write may then fail, but the answer is there to read.
+    let written = writer.write_all(line.as_bytes()).await;
     let mut lines = BufReader::new(reader).lines();
     let answer = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
         .await
         .map_err(|_| ClientError::Protocol("no answer within 10 s".into()))?
         .map_err(|e| ClientError::Protocol(e.to_string()))?
-        .ok_or_else(|| ClientError::Protocol("the daemon closed the connection".into()))?;
+        .ok_or_else(|| match written {
+            Err(error) => ClientError::Protocol(error.to_string()),
+            Ok(()) => ClientError::Protocol("the daemon closed the connection".into()),
+        })?;
     serde_json::from_str(&answer).map_err(|e| ClientError::Protocol(format!("bad answer: {e}")))
 }
 
@@ -409,6 +480,7 @@ mod tests {
             let access = Access {
                 owner_uid: nix::unistd::geteuid().as_raw(),
                 group: None,
+                read_group: None,
             };
             let (_server, mut requests) = ControlServer::start(&path, access).await.unwrap();
             let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -446,7 +518,11 @@ mod tests {
         runtime().block_on(async {
             let dir = tempdir();
             let path = dir.join("control.sock");
-            let access = Access { owner_uid: nix::unistd::geteuid().as_raw(), group: None };
+            let access = Access {
+                owner_uid: nix::unistd::geteuid().as_raw(),
+                group: None,
+                read_group: None,
+            };
             let (_server, _requests) = ControlServer::start(&path, access).await.unwrap();
             let stream = UnixStream::connect(&path).await.unwrap();
             let (reader, mut writer) = stream.into_split();
@@ -459,23 +535,59 @@ mod tests {
 
     #[test]
     fn access_rules() {
+        use Permission::{Full, ReadOnly};
         let access = Access {
             owner_uid: 1000,
             group: Some(50),
+            read_group: Some(60),
         };
-        assert!(access.admits(0, 0, &[]));
-        assert!(access.admits(1000, 1000, &[]));
-        assert!(access.admits(2000, 50, &[]));
-        assert!(
-            access.admits(2000, 2000, &[7, 50]),
+        assert_eq!(access.permission(0, 0, &[]), Some(Full));
+        assert_eq!(access.permission(1000, 1000, &[]), Some(Full));
+        assert_eq!(access.permission(2000, 50, &[]), Some(Full));
+        assert_eq!(
+            access.permission(2000, 2000, &[7, 50]),
+            Some(Full),
             "a supplementary group counts"
         );
-        assert!(!access.admits(2000, 2000, &[7]));
-        assert!(!Access {
+        assert_eq!(access.permission(2000, 60, &[]), Some(ReadOnly));
+        assert_eq!(access.permission(2000, 2000, &[60]), Some(ReadOnly));
+        assert_eq!(access.permission(2000, 2000, &[60, 50]), Some(Full));
+        assert_eq!(access.permission(2000, 2000, &[7]), None);
+        let no_groups = Access {
             owner_uid: 1000,
-            group: None
-        }
-        .admits(2000, 50, &[50]));
+            group: None,
+            read_group: None,
+        };
+        assert_eq!(no_groups.permission(2000, 50, &[50]), None);
+        assert_eq!(no_groups.file_mode(), (None, 0o600));
+        assert_eq!(access.file_mode(), (Some(50), 0o666));
+        let read_only = Access {
+            group: None,
+            ..access
+        };
+        assert_eq!(read_only.file_mode(), (Some(60), 0o660));
+    }
+
+    #[test]
+    fn state_changing_requests() {
+        let changing: Vec<&str> = [
+            Request::Status,
+            Request::Ports,
+            Request::Scan,
+            Request::Release {
+                port: None,
+                proto: None,
+                phantoms: true,
+            },
+            Request::Sleep { on: true },
+            Request::Events,
+            Request::History,
+        ]
+        .iter()
+        .filter(|request| request.changes_state())
+        .map(Request::name)
+        .collect();
+        assert_eq!(changing, ["scan", "release", "sleep"]);
     }
 
     #[test]

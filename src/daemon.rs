@@ -29,6 +29,7 @@ use crate::datapath::{self, Counters, Open, FRAME_BUFFER, HEADROOM};
 use crate::exit;
 use crate::hooks::{self, HookEnv, LinkStats};
 use crate::netlink::{LinkEvent, LinkWatcher, Netlink};
+use crate::offload::{self, Coalescer, Segments};
 use crate::packet_socket::{PacketSocket, PacketSocketError};
 use crate::ports::manager::{self, Outcome, PortEvent, PortManager, Trigger};
 use crate::ports::{Direction, Proto};
@@ -95,6 +96,8 @@ struct Daemon {
     netlink: Netlink,
     session: Session,
     tun: Option<Tun>,
+    /// Received packets waiting for one (coalescing) write to the TUN.
+    coalescer: Coalescer,
     capture: Option<Capture>,
     counters: Counters,
     open: Open,
@@ -175,16 +178,35 @@ pub async fn run(options: DialConfig) -> Exit {
             )
         }
     };
-    let group = match &options.control_group {
-        Some(name) => match nix::unistd::Group::from_name(name) {
-            Ok(Some(group)) => Some(group.gid.as_raw()),
-            _ => return Exit::fail(exit::USAGE, format!("control group {name} does not exist")),
-        },
-        None => None,
+    // A deleted TUN (`ip link del`) shows up here only: reads on the detached
+    // descriptor report EPOLLERR alone, which never wakes a reader.
+    let mut tun_watcher = match LinkWatcher::new(&options.tun_name) {
+        Ok(watcher) => Some(watcher),
+        Err(error) => {
+            return Exit::fail(
+                exit::INTERNAL_ERROR,
+                format!("netlink link events: {error}"),
+            )
+        }
     };
-    let access = Access {
-        owner_uid: nix::unistd::geteuid().as_raw(),
-        group,
+    let group_id = |key: &str, name: &Option<String>| match name {
+        Some(name) => crate::config::group_id(key, name).map(Some),
+        None => Ok(None),
+    };
+    let access = match (
+        group_id("control-group", &options.control_group),
+        group_id("control-read-group", &options.control_read_group),
+    ) {
+        (Ok(group), Ok(read_group)) => Access {
+            // The socket answers to the user the daemon runs as.
+            owner_uid: options
+                .run_as
+                .as_ref()
+                .map_or_else(|| nix::unistd::geteuid().as_raw(), |user| user.uid),
+            group,
+            read_group,
+        },
+        (Err(error), _) | (_, Err(error)) => return Exit::fail(exit::USAGE, error.to_string()),
     };
     let (control, mut requests) = match ControlServer::start(&options.control, access).await {
         Ok(started) => started,
@@ -213,6 +235,17 @@ pub async fn run(options: DialConfig) -> Exit {
         Err(error) => return Exit::fail(exit::INTERNAL_ERROR, format!("signal handler: {error}")),
     };
 
+    // Everything that needs more than CAP_NET_ADMIN and CAP_NET_RAW is open
+    // now: keep only those two, as --run-as's user if one is configured.
+    match crate::privileges::drop_privileges(options.run_as.as_ref()) {
+        Ok(kept) => tracing::info!(
+            uid = nix::unistd::getuid().as_raw(),
+            capabilities = %kept,
+            "privileges dropped"
+        ),
+        Err(error) => return Exit::fail(exit::NOT_PERMITTED, error.to_string()),
+    }
+
     let our_mac = socket.mac();
     let session_config = options.session_config(our_mac);
     let seed = options.seed.unwrap_or_else(|| {
@@ -227,6 +260,7 @@ pub async fn run(options: DialConfig) -> Exit {
         netlink,
         session,
         tun: None,
+        coalescer: Coalescer::default(),
         capture,
         counters: Counters::default(),
         open: Open::default(),
@@ -271,7 +305,7 @@ pub async fn run(options: DialConfig) -> Exit {
     daemon.flush(now).await;
 
     let mut rx = vec![0u8; FRAME_BUFFER];
-    let mut tx = vec![0u8; FRAME_BUFFER];
+    let mut upstream = Segments::new(FRAME_BUFFER);
     while daemon.exit.is_none() {
         let wake = daemon.next_wake();
         tokio::select! {
@@ -287,18 +321,20 @@ pub async fn run(options: DialConfig) -> Exit {
                         Err(_) => break,
                     }
                 }
+                daemon.write_to_tun();
             }
-            result = tun_recv(daemon.tun.as_ref(), &mut tx[HEADROOM..]) => {
+            result = tun_recv(daemon.tun.as_ref(), &mut upstream) => {
                 if let Err(error) = &result {
                     daemon.on_tun_error(Instant::now(), error);
                 }
                 if let Ok(len) = result {
                     let now = Instant::now();
-                    daemon.on_tun_packet(now, &mut tx, len);
+                    daemon.on_tun_read(now, &mut upstream, len);
                     for _ in 1..BATCH {
                         let Some(tun) = daemon.tun.as_ref() else { break };
-                        match tun.try_recv(&mut tx[HEADROOM..]) {
-                            Ok(len) => daemon.on_tun_packet(now, &mut tx, len),
+                        let buffer = upstream.read_buffer(tun.offloads().tcp, HEADROOM);
+                        match tun.try_recv(buffer) {
+                            Ok(len) => daemon.on_tun_read(now, &mut upstream, len),
                             Err(_) => break,
                         }
                     }
@@ -319,6 +355,26 @@ pub async fn run(options: DialConfig) -> Exit {
                     Err(error) => {
                         tracing::warn!(%error, "netlink link events failed; carrier is no longer watched");
                         watcher = None;
+                    }
+                }
+            }
+            event = link_event(&mut tun_watcher) => {
+                match event {
+                    Ok(LinkEvent::Removed { name, .. }) if daemon.tun.is_some() => {
+                        // Not our own removal of an old TUN after a newer one
+                        // of the same name exists.
+                        if let Ok(None) = daemon.netlink.link_index(&name).await {
+                            let error = std::io::Error::new(
+                                std::io::ErrorKind::NotFound,
+                                format!("{name} was deleted by someone else"),
+                            );
+                            daemon.on_tun_error(Instant::now(), &error);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::warn!(%error, "netlink link events failed; the TUN is no longer watched");
+                        tun_watcher = None;
                     }
                 }
             }
@@ -363,9 +419,14 @@ async fn scan_result(
     }
 }
 
-async fn tun_recv(tun: Option<&Tun>, buf: &mut [u8]) -> std::io::Result<usize> {
+/// One read from the TUN into `segments`: the raw buffer with offloads,
+/// the first segment's buffer past the headroom without.
+async fn tun_recv(tun: Option<&Tun>, segments: &mut Segments) -> std::io::Result<usize> {
     match tun {
-        Some(tun) => tun.recv(buf).await,
+        Some(tun) => {
+            tun.recv(segments.read_buffer(tun.offloads().tcp, HEADROOM))
+                .await
+        }
         None => std::future::pending().await,
     }
 }
@@ -462,36 +523,112 @@ impl Daemon {
             if let Some(ports) = &mut self.ports {
                 ports.account(now, Direction::Rx, &frame[payload.clone()]);
             }
-            match &self.tun {
-                Some(tun) => {
-                    if tun.try_send(&frame[payload]).is_err() {
-                        self.counters.rx_dropped += 1;
-                    }
-                }
-                None => self.counters.rx_dropped += 1,
+            if self.tun.is_none() {
+                self.counters.rx_dropped += 1;
+                return;
+            }
+            if self.coalescer.is_full() {
+                self.write_to_tun();
+            }
+            if !self.coalescer.push(&frame[payload]) {
+                // An empty packet: nothing for the TUN.
+                self.counters.rx_dropped += 1;
             }
         }
     }
 
-    fn on_tun_packet(&mut self, now: Instant, tx: &mut [u8], len: usize) {
+    /// Writes the received packets gathered so far to the TUN, merged into
+    /// GRO super-packets where the TUN has offloads.
+    fn write_to_tun(&mut self) {
+        let queued = self.coalescer.len();
+        match &self.tun {
+            Some(tun) => {
+                if let Err(error) = tun.try_send_coalesced(&mut self.coalescer) {
+                    // At least one write failed (the queue full, the device
+                    // down); which ones tun-rs does not say.
+                    tracing::debug!(%error, "TUN write failed");
+                    self.counters.rx_dropped += 1;
+                }
+            }
+            None => {
+                self.counters.rx_dropped += queued as u64;
+                self.coalescer.clear();
+            }
+        }
+    }
+
+    /// One read from the TUN (`len` bytes in `segments`' read buffer): a
+    /// packet, or with offloads a super-packet cut into segments here. Each
+    /// segment is accounted, clamped and encapsulated on its own, as if it
+    /// had been read alone; they go out in `sendmmsg` batches.
+    fn on_tun_read(&mut self, now: Instant, segments: &mut Segments, len: usize) {
+        let offloaded = self.tun.as_ref().is_some_and(|tun| tun.offloads().tcp);
+        let count = if offloaded {
+            let limit = usize::from(self.segment_limit());
+            let Some(raw) = segments.raw.get_mut(..len) else {
+                self.counters.tx_dropped += 1;
+                return;
+            };
+            match offload::split(raw, &mut segments.bufs, &mut segments.lens, HEADROOM, limit) {
+                Ok(count) => count,
+                Err(error) => {
+                    tracing::debug!(%error, len, "dropping a packet from the TUN");
+                    self.counters.tx_dropped += 1;
+                    return;
+                }
+            }
+        } else {
+            segments.lens[0] = len;
+            1
+        };
         let Some(encap) = self.session.encap().copied() else {
-            self.counters.tx_dropped += 1;
+            self.counters.tx_dropped += count as u64;
             return;
         };
-        if let (Some(ports), Some(packet)) = (&mut self.ports, tx.get(HEADROOM..HEADROOM + len)) {
-            ports.account(now, Direction::Tx, packet);
-        }
-        if let Some(range) =
-            datapath::upstream(tx, len, &encap, self.open, self.mss, &mut self.counters)
-        {
-            if self.capture.is_some() {
-                let frame = tx[range.clone()].to_vec();
-                self.capture(&frame);
+        let mut frames: [&[u8]; offload::MAX_SEGMENTS] = [&[]; offload::MAX_SEGMENTS];
+        let mut ready = 0;
+        for (buf, &len) in segments.bufs.iter_mut().zip(&segments.lens).take(count) {
+            if let (Some(ports), Some(packet)) =
+                (&mut self.ports, buf.get(HEADROOM..HEADROOM + len))
+            {
+                ports.account(now, Direction::Tx, packet);
             }
-            if self.socket.try_send(&tx[range]).is_err() {
-                self.counters.tx_dropped += 1;
+            if let Some(range) =
+                datapath::upstream(buf, len, &encap, self.open, self.mss, &mut self.counters)
+            {
+                if let Some(frame) = buf.get(range) {
+                    frames[ready] = frame;
+                    ready += 1;
+                }
             }
         }
+        if let Some(capture) = &mut self.capture {
+            for frame in &frames[..ready] {
+                if let Err(error) = capture.write(frame, SystemTime::now()) {
+                    tracing::warn!(%error, "capture stopped");
+                    self.capture = None;
+                    break;
+                }
+            }
+        }
+        let mut sent = 0;
+        while sent < ready {
+            match self.socket.try_send_batch(&frames[sent..ready]) {
+                Ok(0) | Err(_) => break,
+                Ok(taken) => sent += taken,
+            }
+        }
+        self.counters.tx_dropped += (ready - sent) as u64;
+    }
+
+    /// The largest IP packet the session carries: the TUN's MTU.
+    fn segment_limit(&self) -> u16 {
+        let negotiated = [
+            self.ipv4.as_ref().map(|info| info.mtu),
+            self.ipv6.as_ref().map(|info| info.mtu),
+        ];
+        let negotiated = negotiated.into_iter().flatten().min();
+        self.options.tun_mtu(negotiated.unwrap_or(self.options.mtu))
     }
 
     /// A receive error that is not "nothing to read": the interface went down
@@ -516,10 +653,13 @@ impl Daemon {
         }
     }
 
-    /// The TUN failed under us (removed by someone, say): the session cannot
-    /// carry traffic any more, so end it; a re-dial creates a new TUN.
+    /// The TUN failed under us (deleted by someone, say): the session cannot
+    /// carry traffic any more, so end it cleanly (Terminate, PADT, ip-down);
+    /// with `persist` the re-dial creates a new TUN and runs ip-up again, as
+    /// pppd does for a new link: that also restores whatever the user's
+    /// ip-up had attached to the interface, which went with it.
     fn on_tun_error(&mut self, now: Instant, error: &std::io::Error) {
-        tracing::warn!(%error, interface = %self.options.tun_name, "the TUN interface failed; ending the session");
+        tracing::warn!(%error, interface = %self.options.tun_name, persist = self.options.persist, "the TUN interface failed; ending the session");
         self.tun = None;
         self.open = Open::default();
         self.local_failure = Some((
@@ -815,6 +955,7 @@ impl Daemon {
             rx_packets: self.counters.rx_packets,
             tx_bytes: self.counters.tx_bytes,
             rx_bytes: self.counters.rx_bytes,
+            malformed_frames: self.session.stats().malformed,
         }
     }
 
@@ -908,7 +1049,12 @@ impl Daemon {
 
     async fn ensure_tun(&mut self) -> Result<u32, LocalFailure> {
         if self.tun.is_none() {
-            let tun = Tun::create(&self.options.tun_name).map_err(|error| match error {
+            let create = if self.options.tun_offload {
+                Tun::create_with_offloads
+            } else {
+                Tun::create
+            };
+            let tun = create(&self.options.tun_name).map_err(|error| match error {
                 TunError::NotPermitted => (
                     exit::NOT_PERMITTED,
                     "creating a TUN needs CAP_NET_ADMIN".to_string(),
@@ -926,6 +1072,7 @@ impl Daemon {
             {
                 tracing::debug!(%error, "cannot turn off the kernel's link-local address");
             }
+            tracing::info!(interface = %tun.name(), offloads = ?tun.offloads(), "TUN created");
             self.tun = Some(tun);
         }
         let name = self.options.tun_name.clone();
@@ -999,6 +1146,13 @@ impl Daemon {
 
     async fn configure_ipv6(&mut self, info: &Ipv6Info) -> Result<(), LocalFailure> {
         let index = self.ensure_tun().await?;
+        // Up first: on a link that is down the kernel installs no IPv6 routes,
+        // and add_ipv6_ptp waits for them (when IPv6CP opens before IPCP, no
+        // one else has brought the TUN up yet).
+        self.netlink
+            .set_up(index)
+            .await
+            .map_err(|e| os_failure("bring up".into(), e))?;
         let local: Ipv6Addr = link_local(info.local_id);
         let result = match info.peer_id {
             Some(peer) => {
@@ -1013,10 +1167,6 @@ impl Daemon {
             Err(error) if error.raw_os_error() == Some(libc::EEXIST) => {}
             Err(error) => return Err(os_failure(format!("add {local}"), error)),
         }
-        self.netlink
-            .set_up(index)
-            .await
-            .map_err(|e| os_failure("bring up".into(), e))?;
         tracing::info!(interface = %self.options.tun_name, %local, "IPv6 link-local up");
         Ok(())
     }

@@ -40,6 +40,7 @@ pub struct Open {
 /// Turns the IP packet at `buf[HEADROOM..HEADROOM + len]` into a session frame
 /// in place; returns the frame's range in `buf`, or `None` (counted) when the
 /// packet cannot go out.
+#[inline]
 pub fn upstream(
     buf: &mut [u8],
     len: usize,
@@ -63,21 +64,25 @@ pub fn upstream(
     if let Some(mss) = mss_clamp {
         clamp_mss_in_packet(packet, mss);
     }
-    match encap.encapsulate(buf, HEADROOM, len, protocol.into()) {
-        Ok(range) => {
-            counters.tx_packets += 1;
-            counters.tx_bytes += len as u64;
-            Some(range)
-        }
-        Err(_) => {
-            counters.tx_dropped += 1;
-            None
-        }
+    if encap
+        .encapsulate(buf, HEADROOM, len, protocol.into())
+        .is_err()
+    {
+        counters.tx_dropped += 1;
+        return None;
     }
+    counters.tx_packets += 1;
+    counters.tx_bytes += len as u64;
+    // The frame's range is rebuilt here rather than read back from
+    // `encapsulate`'s result: that 16-byte load of two 8-byte stores missed
+    // store forwarding and was two thirds of this function's time (perf).
+    // Encapsulation succeeded, so the header fits in the headroom.
+    Some(HEADROOM.saturating_sub(encap.header_len())..HEADROOM + len)
 }
 
 /// Prepares the IP packet at `frame[payload]` (as the session located it) for
 /// the TUN: clamps the MSS of SYNs from the far side too, and counts it.
+#[inline]
 pub fn downstream(
     frame: &mut [u8],
     payload: Range<usize>,

@@ -262,7 +262,8 @@ pub fn run_hook_with_timeout(
     env: &HookEnv,
     timeout: Duration,
 ) -> Result<HookOutcome, HookError> {
-    let mut child = Command::new(path)
+    let mut command = Command::new(path);
+    command
         .args(env.args())
         .env_clear()
         .envs(env.vars())
@@ -272,8 +273,21 @@ pub fn run_hook_with_timeout(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Its own process group, so a timeout kills what it started too.
-        .process_group(0)
-        .spawn()
+        .process_group(0);
+    let mut spawned = command.spawn();
+    // ETXTBSY: the script is still open for writing somewhere (an editor
+    // saving it, or a process forked while it was being written): that
+    // passes within moments.
+    for _ in 0..50 {
+        match &spawned {
+            Err(error) if error.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(10));
+                spawned = command.spawn();
+            }
+            _ => break,
+        }
+    }
+    let mut child = spawned
         .map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => HookError::NotFound {
                 path: path.to_owned(),

@@ -311,7 +311,7 @@ fn run_control(
         }
         Ok(Response::Error { error, .. }) => {
             eprintln!("portdial: {error}");
-            exit::INTERNAL_ERROR
+            control_error_code(&error)
         }
         Ok(Response::Status { .. }) => {
             eprintln!("portdial: unexpected answer from the daemon");
@@ -392,8 +392,17 @@ fn run_status(args: &StatusArgs) -> u8 {
         }
         Err(message) => {
             eprintln!("portdial: {message}");
-            exit::INTERNAL_ERROR
+            control_error_code(&message)
         }
+    }
+}
+
+/// The daemon refusing a peer is "not permitted", not an internal error.
+fn control_error_code(message: &str) -> u8 {
+    if message.to_ascii_lowercase().contains("permission denied") {
+        exit::NOT_PERMITTED
+    } else {
+        exit::INTERNAL_ERROR
     }
 }
 

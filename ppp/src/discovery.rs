@@ -199,9 +199,16 @@ pub struct Discovery {
     host_uniq: Vec<u8>,
     state: State,
     offers: Vec<Offer>,
+    /// Acceptable offers that arrived after we chose one, tried in order when
+    /// the chosen AC does not confirm (or refuses): a second AC on the segment
+    /// must not be locked out by a first one that answers PADI but not PADR.
+    fallbacks: Vec<Offer>,
     transmit: Vec<Vec<u8>>,
     stats: DiscoveryStats,
 }
+
+/// How many fallback offers are kept (a PADO flood must not grow memory).
+const MAX_FALLBACKS: usize = 8;
 
 impl Discovery {
     /// `host_uniq` is echoed by the AC so we can tell our offers from others'
@@ -213,6 +220,7 @@ impl Discovery {
             host_uniq,
             state: State::Idle,
             offers: Vec::new(),
+            fallbacks: Vec::new(),
             transmit: Vec::new(),
             stats: DiscoveryStats::default(),
         }
@@ -255,6 +263,7 @@ impl Discovery {
     /// Starts (or restarts) discovery: broadcast the first PADI.
     pub fn start(&mut self, now: Instant) {
         self.offers.clear();
+        self.fallbacks.clear();
         self.state = State::Initiating {
             attempt: 1,
             deadline: now + self.config.timeout,
@@ -350,10 +359,13 @@ impl Discovery {
             } if now >= *deadline => {
                 let (offer, attempt) = (offer.clone(), *attempt);
                 if attempt >= self.config.attempts {
-                    self.state = State::Failed(DiscoveryError::NoConfirmation {
+                    let error = DiscoveryError::NoConfirmation {
                         ac_mac: offer.ac_mac,
                         attempts: attempt,
-                    });
+                    };
+                    if !self.try_next_offer(now, &error) {
+                        self.state = State::Failed(error);
+                    }
                     return;
                 }
                 let deadline = now + self.backoff(attempt);
@@ -393,7 +405,7 @@ impl Discovery {
         }
         match pppoe.code {
             Code::Pado => self.handle_pado(now, ethernet.src, pppoe),
-            Code::Pads => self.handle_pads(ethernet.src, pppoe),
+            Code::Pads => self.handle_pads(now, ethernet.src, pppoe),
             Code::Padt => return self.handle_padt(ethernet.src, pppoe),
             _ => self.stats.ignored += 1,
         }
@@ -430,6 +442,13 @@ impl Discovery {
             return;
         }
         if !initiating {
+            if let State::Requesting { offer: chosen, .. } = &self.state {
+                let known =
+                    chosen.ac_mac == ac_mac || self.fallbacks.iter().any(|o| o.ac_mac == ac_mac);
+                if !known && self.fallbacks.len() < MAX_FALLBACKS {
+                    self.fallbacks.push(offer);
+                }
+            }
             return;
         }
         self.send_padr(&offer);
@@ -440,7 +459,24 @@ impl Discovery {
         };
     }
 
-    fn handle_pads(&mut self, ac_mac: MacAddr, repr: &DiscoveryRepr<'_>) {
+    /// The chosen AC failed us: send a PADR to the next acceptable offer, if
+    /// any arrived. Returns false when there is none left.
+    fn try_next_offer(&mut self, now: Instant, error: &DiscoveryError) -> bool {
+        if self.fallbacks.is_empty() {
+            return false;
+        }
+        let offer = self.fallbacks.remove(0);
+        tracing::info!(%error, next = %offer.ac_mac, "trying the next access concentrator that answered");
+        self.send_padr(&offer);
+        self.state = State::Requesting {
+            offer,
+            attempt: 1,
+            deadline: now + self.config.timeout,
+        };
+        true
+    }
+
+    fn handle_pads(&mut self, now: Instant, ac_mac: MacAddr, repr: &DiscoveryRepr<'_>) {
         let offer = match &self.state {
             State::Requesting { offer, .. }
                 if offer.ac_mac == ac_mac && self.host_uniq_matches(repr) =>
@@ -465,7 +501,9 @@ impl Discovery {
                     DiscoveryError::GenericError { ac_mac, message }
                 }
             };
-            self.state = State::Failed(failure);
+            if !self.try_next_offer(now, &failure) {
+                self.state = State::Failed(failure);
+            }
             return;
         }
         if repr.session_id == 0 {
@@ -621,6 +659,69 @@ mod tests {
         assert!(discovery.offers().is_empty());
         assert_eq!(discovery.stats().padi_sent, 3);
         assert_eq!(at - now, Duration::from_secs(35));
+    }
+
+    fn pads_error(discovery: &mut Discovery, now: Instant, ac: MacAddr) {
+        let host_uniq = discovery.host_uniq.clone();
+        let repr = DiscoveryRepr {
+            code: Code::Pads,
+            session_id: 0,
+            tags: vec![
+                Tag::HostUniq(&host_uniq),
+                Tag::GenericError(b"cookie not issued here"),
+            ],
+        };
+        let eth = ethernet::Repr {
+            dst: OURS,
+            src: ac,
+            vlans: VlanStack::default(),
+            ethertype: ethernet::ethertype::PPPOE_DISCOVERY,
+        };
+        discovery.handle_frame(now, &eth, &repr);
+    }
+
+    fn padr_destinations(discovery: &mut Discovery) -> Vec<MacAddr> {
+        std::iter::from_fn(|| discovery.poll_transmit())
+            .filter_map(|frame| ethernet::Repr::parse(&frame).ok())
+            .filter(|(eth, _)| !eth.dst.is_broadcast())
+            .map(|(eth, _)| eth.dst)
+            .collect()
+    }
+
+    /// Found by tests/hostile.rs: an AC that answers PADI first but never
+    /// confirms (or refuses) the PADR used to lock out the second AC on the
+    /// segment on every attempt; the next offer is now tried.
+    #[test]
+    fn an_unconfirmed_or_refused_offer_falls_back_to_the_next_one() {
+        let second = MacAddr([0, 0, 0x5e, 0, 0x53, 0x03]);
+        let third = MacAddr([0, 0, 0x5e, 0, 0x53, 0x04]);
+        let now = Instant::now();
+        let mut discovery = Discovery::new(OURS, DiscoveryConfig::default(), vec![7]);
+        discovery.start(now);
+        pado(&mut discovery, now, AC, b"silent");
+        pado(&mut discovery, now, second, b"refusing");
+        pado(&mut discovery, now, third, b"good");
+        assert_eq!(padr_destinations(&mut discovery), [AC]);
+        // AC retried, then given up on, and the next offer asked.
+        let mut at = now;
+        let mut sent = Vec::new();
+        while !matches!(&discovery.state, State::Requesting { offer, .. } if offer.ac_mac == second)
+        {
+            assert!(discovery.failure().is_none(), "{:?}", discovery.failure());
+            at = discovery.poll_timeout().expect("a PADR timer");
+            discovery.handle_timeout(at);
+            sent.extend(padr_destinations(&mut discovery));
+        }
+        assert_eq!(sent, [AC, AC, second]);
+        pads_error(&mut discovery, at, second);
+        assert_eq!(padr_destinations(&mut discovery), [third]);
+        assert!(discovery.failure().is_none());
+        // With no offer left, the error ends discovery as before.
+        pads_error(&mut discovery, at, third);
+        assert!(matches!(
+            discovery.failure(),
+            Some(DiscoveryError::GenericError { ac_mac, .. }) if *ac_mac == third
+        ));
     }
 
     #[test]

@@ -256,6 +256,9 @@ pub struct FsmStats {
     pub replies_duplicate: u64,
     /// Acks whose options differ from what we sent.
     pub acks_mismatched: u64,
+    /// Rejects naming options our request did not carry (RFC 1661 §5.4:
+    /// invalid, silently discarded).
+    pub rejects_invalid: u64,
     /// Peer Configure-Requests the policy could not read.
     pub requests_discarded: u64,
     /// Code-Rejects too short to name the rejected code.
@@ -676,6 +679,15 @@ impl<P: Policy> Automaton<P> {
             State::ReqSent | State::AckRcvd | State::AckSent | State::Opened => {}
         }
         if !self.accept_reply(identifier, code.name()) {
+            return;
+        }
+        if code == Code::ConfigureReject && !self.rejects_only_what_we_asked(options) {
+            self.stats.rejects_invalid += 1;
+            tracing::debug!(
+                protocol = self.name(),
+                identifier,
+                "Configure-Reject of options we did not ask for dropped"
+            );
             return;
         }
         if let Some(request) = self.request.as_mut() {
@@ -1158,6 +1170,19 @@ impl<P: Policy> Automaton<P> {
         }
     }
 
+    /// RFC 1661 §5.4: a Configure-Reject's options are a subset of our
+    /// request's, neither reordered nor modified; anything else is invalid.
+    fn rejects_only_what_we_asked(&self, rejected: &[u8]) -> bool {
+        let Some(request) = &self.request else {
+            return false;
+        };
+        let mut ours = OptionIter::new(&request.options);
+        OptionIter::new(rejected).all(|option| match option {
+            Ok(option) => ours.any(|asked| asked == Ok(option)),
+            Err(_) => false,
+        })
+    }
+
     fn not_converging(&self, code: Code, options: &[u8]) -> String {
         let verb = if code == Code::ConfigureNak {
             "Nak'ing"
@@ -1618,11 +1643,13 @@ mod tests {
                 );
             }
             "RCN" => {
-                let code = match flavour {
-                    Flavour::NakAndCodeReject => Code::ConfigureNak,
-                    Flavour::RejectAndProtocolReject => Code::ConfigureReject,
+                // A Nak suggests a value; a Reject names what we asked
+                // (RFC 1661 §5.4 discards any other).
+                let (code, options) = match flavour {
+                    Flavour::NakAndCodeReject => (Code::ConfigureNak, option(1200)),
+                    Flavour::RejectAndProtocolReject => (Code::ConfigureReject, reply_options),
                 };
-                receive(fsm, now, code, reply_identifier, &option(1200));
+                receive(fsm, now, code, reply_identifier, &options);
             }
             "RTR" => {
                 receive(fsm, now, Code::TerminateRequest, 0x62, b"bye");
@@ -2117,6 +2144,32 @@ mod tests {
         receive(&mut fsm, now, Code::ConfigureReject, identifier, &options);
         assert_eq!(fsm.state(), State::ReqSent);
         assert_eq!(fsm.failure(), None);
+    }
+
+    /// Found by tests/hostile.rs: a Reject naming options our request did
+    /// not carry used to count as a negotiation round; RFC 1661 §5.4 makes
+    /// it invalid, to be silently discarded.
+    #[test]
+    fn a_reject_of_options_we_did_not_ask_for_is_discarded() {
+        let (mut fsm, now) = reach(State::ReqSent);
+        let (identifier, options) = outstanding(&fsm);
+        for bogus in [
+            option(4242),
+            [options.clone(), option(7)].concat(),
+            vec![OPTION, 1],
+        ] {
+            receive(&mut fsm, now, Code::ConfigureReject, identifier, &bogus);
+            assert!(
+                sent(&mut fsm).is_empty(),
+                "nothing answers an invalid Reject"
+            );
+        }
+        assert_eq!(fsm.stats().rejects_invalid, 3);
+        assert_eq!(fsm.state(), State::ReqSent);
+        // The request is still unanswered: a valid Reject is taken.
+        receive(&mut fsm, now, Code::ConfigureReject, identifier, &options);
+        assert_eq!(codes(&sent(&mut fsm)), [Code::ConfigureRequest]);
+        assert_eq!(fsm.stats().rejects_invalid, 3);
     }
 
     #[test]

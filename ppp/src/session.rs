@@ -230,6 +230,16 @@ pub struct SessionStats {
     pub protocol_rejects_sent: u64,
 }
 
+/// Our IPv6CP Configure-Request waits until IPCP has opened (see
+/// [`Session::hold_ipv6cp`]); meanwhile the peer's latest IPv6CP
+/// Configure-Request is kept, to be answered when IPv6CP starts.
+#[derive(Debug)]
+struct Ipv6cpHold {
+    /// Start IPv6CP anyway at this point (a peer that never answers IPCP).
+    until: Instant,
+    peer_request: Option<Vec<u8>>,
+}
+
 #[derive(Debug, Default)]
 struct Echo {
     next: Option<Instant>,
@@ -249,6 +259,7 @@ pub struct Session {
     lcp: Automaton<LcpPolicy>,
     ipcp: Automaton<IpcpPolicy>,
     ipv6cp: Option<Automaton<Ipv6cpPolicy>>,
+    ipv6cp_hold: Option<Ipv6cpHold>,
     auth: Option<Authenticator>,
     echo: Echo,
     /// Identifier for the LCP packets outside the automaton (echo, Protocol-Reject).
@@ -303,6 +314,7 @@ impl Session {
             lcp,
             ipcp,
             ipv6cp,
+            ipv6cp_hold: None,
             auth: None,
             echo: Echo::default(),
             lcp_identifier,
@@ -404,6 +416,7 @@ impl Session {
             self.ipcp.poll_timeout(),
             self.ipv6cp.as_ref().and_then(Automaton::poll_timeout),
             self.auth.as_ref().and_then(Authenticator::poll_timeout),
+            self.ipv6cp_hold.as_ref().map(|hold| hold.until),
             self.echo.next,
         ]
         .into_iter()
@@ -420,6 +433,14 @@ impl Session {
         }
         if let Some(auth) = &mut self.auth {
             auth.handle_timeout(now);
+        }
+        if self
+            .ipv6cp_hold
+            .as_ref()
+            .is_some_and(|hold| now >= hold.until)
+        {
+            tracing::info!("IPCP is not open yet; starting IPv6CP anyway");
+            self.start_ipv6cp(now);
         }
         if self.echo.next.is_some_and(|next| now >= next) {
             self.echo_tick(now);
@@ -528,11 +549,32 @@ impl Session {
             // silently discarded.
             Protocol::Ipcp | Protocol::Ipv6cp if !self.in_network_phase() => Received::Dropped,
             Protocol::Ipcp => Self::feed_ncp(&mut self.ipcp, now, payload),
-            Protocol::Ipv6cp if self.ipv6cp.is_some() => match &mut self.ipv6cp {
-                Some(ipv6cp) => Self::feed_ncp(ipv6cp, now, payload),
-                None => Received::Dropped,
-            },
+            Protocol::Ipv6cp if self.ipv6cp.is_some() => self.handle_ipv6cp(now, payload),
             _ => self.protocol_reject(now, decap.protocol, payload),
+        }
+    }
+
+    fn handle_ipv6cp(&mut self, now: Instant, payload: &[u8]) -> Received {
+        if let Some(hold) = &mut self.ipv6cp_hold {
+            let Ok(packet) = control::Repr::parse_bytes(payload) else {
+                return Received::Malformed;
+            };
+            // Until we send our own request the peer can only be asking or
+            // withdrawing: keep its latest request (retransmissions carry the
+            // identifier it expects in our Ack); answering later is what a slow
+            // link would do anyway. Anything else is not ours to answer yet.
+            match packet.code {
+                Code::ConfigureRequest => {
+                    hold.peer_request = Some(control_bytes(payload).to_vec());
+                }
+                Code::TerminateRequest => hold.peer_request = None,
+                _ => return Received::Dropped,
+            }
+            return Received::Control;
+        }
+        match &mut self.ipv6cp {
+            Some(ipv6cp) => Self::feed_ncp(ipv6cp, now, payload),
+            None => Received::Dropped,
         }
     }
 
@@ -602,6 +644,10 @@ impl Session {
                 };
                 match Protocol::from(reject.protocol) {
                     Protocol::Ipcp => self.ipcp.handle_protocol_reject(now),
+                    // Held, IPv6CP has not started: it never will on this link.
+                    Protocol::Ipv6cp if self.ipv6cp_hold.take().is_some() => {
+                        tracing::info!("the peer Protocol-Rejected IPv6CP");
+                    }
                     Protocol::Ipv6cp => {
                         if let Some(ipv6cp) = &mut self.ipv6cp {
                             ipv6cp.handle_protocol_reject(now);
@@ -747,6 +793,7 @@ impl Session {
         if let Some(ipv6cp) = &mut self.ipv6cp {
             ipv6cp.down(now);
         }
+        self.ipv6cp_hold = None;
         self.auth = None;
         self.echo = Echo::default();
         self.drain(now);
@@ -799,6 +846,7 @@ impl Session {
             self.events.push_back(SessionEvent::Ipv6Down);
         }
         self.auth = None;
+        self.ipv6cp_hold = None;
         self.echo = Echo::default();
         self.established = None;
         self.encap = None;
@@ -952,6 +1000,7 @@ impl Session {
                 if let Some(ipv6cp) = &mut self.ipv6cp {
                     ipv6cp.down(now);
                 }
+                self.ipv6cp_hold = None;
                 if self.phase != Phase::Dead {
                     self.set_phase(Phase::Terminate);
                 }
@@ -1026,13 +1075,44 @@ impl Session {
         self.set_phase(Phase::Network);
         self.ipcp.open(now);
         self.ipcp.up(now);
-        if let Some(ipv6cp) = &mut self.ipv6cp {
-            ipv6cp.open(now);
-            ipv6cp.up(now);
+        self.hold_ipv6cp(now);
+    }
+
+    /// IPv6CP starts once IPCP has opened (or ended, or one restart interval
+    /// passed without it): IPv4 is what "network up" waits for, so it is
+    /// negotiated, and configured by the caller, first; IPv6 follows one round
+    /// trip later. A peer like pppd asks for both at once; its IPv6CP request
+    /// is kept and answered when ours goes out.
+    fn hold_ipv6cp(&mut self, now: Instant) {
+        if self.ipv6cp.is_some() {
+            self.ipv6cp_hold = Some(Ipv6cpHold {
+                until: now + self.config.fsm.restart_interval,
+                peer_request: None,
+            });
+        }
+    }
+
+    /// Ends the hold: our Configure-Request goes out, then the answer to the
+    /// peer's request that waited.
+    fn start_ipv6cp(&mut self, now: Instant) {
+        let Some(hold) = self.ipv6cp_hold.take() else {
+            return;
+        };
+        let Some(ipv6cp) = &mut self.ipv6cp else {
+            return;
+        };
+        ipv6cp.open(now);
+        ipv6cp.up(now);
+        if let Some(request) = hold.peer_request {
+            Self::feed_ncp(ipv6cp, now, &request);
         }
     }
 
     fn fail_network(&mut self, now: Instant, protocol: &'static str, reason: String) {
+        if protocol == "IPCP" {
+            // IPv4 is out: IPv6 need not wait for it any longer.
+            self.start_ipv6cp(now);
+        }
         let other_alive = match protocol {
             "IPCP" => self.ipv6_up || self.ipv6cp.as_ref().is_some_and(|f| !is_resting(f.state())),
             _ => self.ipv4_up || !is_resting(self.ipcp.state()),
@@ -1078,6 +1158,7 @@ impl Session {
                 self.ipv4_up = true;
                 self.events.push_back(SessionEvent::Ipv4Up(info));
                 self.set_phase(Phase::Running);
+                self.start_ipv6cp(now);
             }
             FsmEvent::Down => {
                 if self.ipv4_up {

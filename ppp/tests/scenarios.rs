@@ -1049,3 +1049,159 @@ fn an_echo_reply_with_our_own_magic_is_ignored_not_a_loopback() {
     assert_eq!(pair.client.phase(), Phase::Running);
     assert!(!pair.saw(|e| matches!(e, SessionEvent::Down(_))));
 }
+
+/// The frames on the simulated wire that carry `protocol`, with their
+/// direction and control code, in order.
+fn control_frames(pair: &Pair, protocol: Protocol) -> Vec<(usize, Direction, Code, u8)> {
+    pair.wire
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, _, frame))| carries(frame, protocol))
+        .filter_map(|(index, (_, direction, frame))| {
+            let packet = control::Repr::parse_bytes(&frame[22..]).ok()?;
+            Some((index, *direction, packet.code, packet.identifier))
+        })
+        .collect()
+}
+
+fn ipv6_up_at(pair: &Pair) -> Duration {
+    pair.first(|e| matches!(e, SessionEvent::Ipv6Up(_)))
+        .unwrap_or_else(|| panic!("IPv6 never came up; events: {:#?}", pair.events))
+        .0
+}
+
+#[test]
+fn ipv6cp_waits_for_ipcp_and_then_answers_the_peers_waiting_request() {
+    // As pppd, the AC sends its IPCP and IPv6CP Configure-Requests together.
+    // IPv4 comes first: our IPv6CP request waits until IPCP has opened; the
+    // AC's IPv6CP request is kept and answered then, without waiting for its
+    // retransmission.
+    let mut pair = pair(config(), vec![AcConfig::default()]);
+    assert!(pair.drive_until(Duration::from_secs(10), |p| p
+        .saw(|e| matches!(e, SessionEvent::Ipv6Up(_)))));
+    let ipcp = control_frames(&pair, Protocol::Ipcp);
+    let ipv6cp = control_frames(&pair, Protocol::Ipv6cp);
+    let ipcp_open = ipcp
+        .iter()
+        .filter(|(_, _, code, _)| *code == Code::ConfigureAck)
+        .map(|(index, ..)| *index)
+        .max()
+        .expect("IPCP Acks both ways");
+    assert_eq!(
+        ipcp.iter()
+            .filter(|(_, _, code, _)| *code == Code::ConfigureAck)
+            .count(),
+        2
+    );
+    // The AC asked for IPv6CP before IPCP was open ...
+    let (ac_request, _, _, ac_identifier) = ipv6cp[0];
+    assert_eq!(
+        (ipv6cp[0].1, ipv6cp[0].2),
+        (Direction::ToClient, Code::ConfigureRequest)
+    );
+    assert!(ac_request < ipcp_open);
+    // ... and heard nothing on IPv6CP from us until then: then our request,
+    // then the Ack of its (only) request.
+    let ours: Vec<_> = ipv6cp
+        .iter()
+        .filter(|(_, direction, ..)| *direction == Direction::ToAc)
+        .collect();
+    assert!(
+        ours[0].0 > ipcp_open,
+        "IPv6CP before IPCP opened: {ipv6cp:?}"
+    );
+    assert_eq!(ours[0].2, Code::ConfigureRequest);
+    assert_eq!((ours[1].2, ours[1].3), (Code::ConfigureAck, ac_identifier));
+    assert_eq!(
+        ipv6cp
+            .iter()
+            .filter(|(_, d, code, _)| *d == Direction::ToClient && *code == Code::ConfigureRequest)
+            .count(),
+        1,
+        "the AC had to retransmit: {ipv6cp:?}"
+    );
+    // IPv4 first, IPv6 in the same instant (the simulated wire takes no time).
+    let ipv4_at = pair
+        .first(|e| matches!(e, SessionEvent::Ipv4Up(_)))
+        .unwrap()
+        .0;
+    assert_eq!(ipv6_up_at(&pair), ipv4_at);
+    let up_order: Vec<_> = pair
+        .events
+        .iter()
+        .filter_map(|(_, e)| match e {
+            SessionEvent::Ipv4Up(_) => Some("ipv4"),
+            SessionEvent::Ipv6Up(_) => Some("ipv6"),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(up_order, ["ipv4", "ipv6"]);
+}
+
+#[test]
+fn ipv6cp_starts_at_once_when_the_peer_protocol_rejects_ipcp() {
+    let ac = AcConfig {
+        ipv4: false,
+        ..AcConfig::default()
+    };
+    let mut pair = pair(config(), vec![ac]);
+    pair.drive_for(Duration::from_secs(10));
+    assert!(!pair.is_up());
+    // No waiting for the hold's limit: IPCP's end releases IPv6CP.
+    assert!(ipv6_up_at(&pair) < Duration::from_secs(1));
+    assert!(!pair.saw(|e| matches!(e, SessionEvent::Down(_))));
+    assert_eq!(pair.client.phase(), Phase::Running);
+    assert_eq!(pair.acs[0].log.protocol_rejects, Vec::<u16>::new());
+}
+
+#[test]
+fn ipv6cp_starts_after_one_restart_interval_when_ipcp_gets_no_answer() {
+    let ac = AcConfig {
+        ignore_ipcp: true,
+        ..AcConfig::default()
+    };
+    let mut pair = pair(config(), vec![ac]);
+    pair.drive_for(Duration::from_secs(10));
+    let restart = pair.client.ipcp().config().restart_interval;
+    let held = ipv6_up_at(&pair);
+    assert!(
+        held >= restart && held < restart + Duration::from_millis(100),
+        "IPv6 up after {held:?}"
+    );
+    // IPCP keeps trying until Max-Configure; IPv6 carries the session meanwhile
+    // and after IPCP gives up.
+    pair.drive_for(Duration::from_secs(60));
+    assert!(!pair.is_up());
+    assert!(!pair.saw(|e| matches!(e, SessionEvent::Down(_))));
+    assert_eq!(pair.client.phase(), Phase::Running);
+    assert!(matches!(
+        pair.client.ipcp().state(),
+        FsmState::Stopped | FsmState::Closed
+    ));
+}
+
+#[test]
+fn a_protocol_reject_of_ipv6cp_while_it_waits_keeps_it_from_starting() {
+    // An AC without IPv6 may reject the protocol before we ever asked (it
+    // rejects the peer's side, or whatever it sees first): IPv6CP then never
+    // starts, and the session lives or dies with IPCP alone.
+    let ac = AcConfig {
+        ignore_ipcp: true,
+        ..AcConfig::default()
+    };
+    let mut pair = pair(config(), vec![ac]);
+    pair.drive_for(Duration::from_secs(1));
+    assert_eq!(pair.client.phase(), Phase::Network);
+    pair.acs[0].send_protocol_reject(Protocol::Ipv6cp, &[0x01, 0x01, 0x00, 0x04]);
+    pair.drive_for(Duration::from_secs(10));
+    assert!(control_frames(&pair, Protocol::Ipv6cp)
+        .iter()
+        .all(|(_, direction, ..)| *direction == Direction::ToClient));
+    assert!(!pair.saw(|e| matches!(e, SessionEvent::Ipv6Up(_))));
+    match down_within(&mut pair, Duration::from_secs(60)) {
+        DownCause::Negotiation {
+            protocol: "IPCP", ..
+        } => {}
+        other => panic!("unexpected cause {other:?}"),
+    }
+}

@@ -48,18 +48,195 @@ impl Verdict {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A verdict and why. The reason is kept as a [`Reason`] with its numbers and
+/// formatted only when shown ([`Judgement::reason_text`], `Display`): a scan
+/// of every port formats nothing it does not display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Judgement {
     pub verdict: Verdict,
-    pub reason: String,
+    pub reason: Reason,
+    /// A condition that has not yet lasted a whole window: how long the port
+    /// has been watched, and the window (ms). Set for `suspect` verdicts
+    /// drawn from traffic; shown after the reason.
+    pub watched: Option<(u32, u32)>,
+}
+
+/// Why a port got its verdict. Durations are milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Listening,
+    /// Bound to an address the session never had: not the session's to judge.
+    NotTheSessions {
+        address: IpAddr,
+    },
+    /// Bound to an address the session had before and has no more.
+    AddressGone {
+        address: IpAddr,
+    },
+    Orphaned,
+    NoTrafficYet,
+    MovesWhileAsleep {
+        asleep_ms: u32,
+    },
+    CloseWait {
+        quiet_ms: u32,
+    },
+    BothWays {
+        window_ms: u32,
+    },
+    NoData {
+        window_ms: u32,
+    },
+    SynsUnanswered {
+        observed_ms: u32,
+        syns: u16,
+    },
+    PeerAcknowledges,
+    TcpTxOnly {
+        observed_ms: u32,
+        data_packets: u32,
+    },
+    UdpAnswered,
+    UdpTxOnly {
+        observed_ms: u32,
+        datagrams: u32,
+    },
+    StoppedReading {
+        zero_window_ms: u32,
+    },
+    ResponseArriving,
+    TcpRxOnly {
+        observed_ms: u32,
+        data_packets: u32,
+    },
+    AnswersArrive,
+    UdpRxOnly {
+        observed_ms: u32,
+        datagrams: u32,
+    },
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Reason::Listening => f.write_str("listening"),
+            Reason::NotTheSessions { address } => write!(
+                f,
+                "bound to {address}, not an address of the session: left alone"
+            ),
+            Reason::AddressGone { address } => {
+                write!(f, "bound to {address}, which the session no longer has")
+            }
+            Reason::Orphaned => f.write_str("no process holds the socket any more"),
+            Reason::NoTrafficYet => f.write_str("no traffic through the session yet"),
+            Reason::MovesWhileAsleep { asleep_ms } => write!(
+                f,
+                "moves data while the terminal sleeps (asleep for {})",
+                Human(asleep_ms)
+            ),
+            Reason::CloseWait { quiet_ms } => write!(
+                f,
+                "CLOSE-WAIT for {}: the peer closed and the application never did",
+                Human(quiet_ms)
+            ),
+            Reason::BothWays { window_ms } => {
+                write!(f, "sent and received data within {}", Human(window_ms))
+            }
+            Reason::NoData { window_ms } => {
+                write!(f, "no data either way within {}", Human(window_ms))
+            }
+            Reason::SynsUnanswered { observed_ms, syns } => write!(
+                f,
+                "tx only for {}, {syns} SYNs unanswered",
+                Human(observed_ms)
+            ),
+            Reason::PeerAcknowledges => f.write_str("tx only, but the peer acknowledges our data"),
+            Reason::TcpTxOnly {
+                observed_ms,
+                data_packets,
+            } => write!(
+                f,
+                "tx only for {}: {data_packets} data packets, the peer acknowledges nothing new",
+                Human(observed_ms)
+            ),
+            Reason::UdpAnswered => f.write_str("UDP requests get responses"),
+            Reason::UdpTxOnly {
+                observed_ms,
+                datagrams,
+            } => write!(
+                f,
+                "tx only for {}: {datagrams} datagrams unanswered",
+                Human(observed_ms)
+            ),
+            Reason::StoppedReading { zero_window_ms } => write!(
+                f,
+                "rx only: the application stopped reading (zero window for {})",
+                Human(zero_window_ms)
+            ),
+            Reason::ResponseArriving => {
+                f.write_str("rx only: the response to a request is still arriving")
+            }
+            Reason::TcpRxOnly {
+                observed_ms,
+                data_packets,
+            } => write!(
+                f,
+                "rx only for {}: {data_packets} data packets arrive and no request was sent",
+                Human(observed_ms)
+            ),
+            Reason::AnswersArrive => {
+                f.write_str("rx only: answers to earlier requests still arrive")
+            }
+            Reason::UdpRxOnly {
+                observed_ms,
+                datagrams,
+            } => write!(
+                f,
+                "rx only for {}: {datagrams} datagrams arrive and none was asked for",
+                Human(observed_ms)
+            ),
+        }
+    }
 }
 
 impl Judgement {
-    fn new(verdict: Verdict, reason: impl Into<String>) -> Judgement {
+    fn new(verdict: Verdict, reason: Reason) -> Judgement {
         Judgement {
             verdict,
-            reason: reason.into(),
+            reason,
+            watched: None,
         }
+    }
+
+    /// The one-line reason people read (`portdial ports`, events, logs).
+    pub fn reason_text(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl std::fmt::Display for Judgement {
+    /// The reason, with how much of the window a suspect port was watched.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.reason)?;
+        if let Some((observed, window)) = self.watched {
+            write!(
+                f,
+                " (watched {} of the {} window)",
+                Human(observed),
+                Human(window)
+            )?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Judgement {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut judgement = serializer.serialize_struct("Judgement", 2)?;
+        judgement.serialize_field("verdict", &self.verdict)?;
+        judgement.serialize_field("reason", &self.reason_text())?;
+        judgement.end()
     }
 }
 
@@ -94,18 +271,32 @@ pub struct Context<'a> {
     pub asleep_since: Option<Tick>,
     /// The addresses the session has now.
     pub session_addresses: &'a [IpAddr],
+    /// Addresses the session had before and no longer has: sockets left on
+    /// them are phantoms. A socket on any other address is not the
+    /// session's, and never judged releasable.
+    pub previous_addresses: &'a [IpAddr],
+}
+
+/// A duration for people, formatted when displayed: "45s", "5m", "1h30m".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Human(pub u32);
+
+impl std::fmt::Display for Human {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let seconds = self.0 / 1000;
+        match seconds {
+            0..=59 => write!(f, "{seconds}s"),
+            60..=3599 if seconds.is_multiple_of(60) => write!(f, "{}m", seconds / 60),
+            60..=3599 => write!(f, "{}m{}s", seconds / 60, seconds % 60),
+            _ if seconds.is_multiple_of(3600) => write!(f, "{}h", seconds / 3600),
+            _ => write!(f, "{}h{}m", seconds / 3600, (seconds % 3600) / 60),
+        }
+    }
 }
 
 /// A duration for people: "45s", "5m", "1h30m".
 pub fn human(ms: u32) -> String {
-    let seconds = ms / 1000;
-    match seconds {
-        0..=59 => format!("{seconds}s"),
-        60..=3599 if seconds.is_multiple_of(60) => format!("{}m", seconds / 60),
-        60..=3599 => format!("{}m{}s", seconds / 60, seconds % 60),
-        _ if seconds.is_multiple_of(3600) => format!("{}h", seconds / 3600),
-        _ => format!("{}h{}m", seconds / 3600, (seconds % 3600) / 60),
-    }
+    Human(ms).to_string()
 }
 
 fn age(now: Tick, then: Tick) -> u32 {
@@ -116,16 +307,44 @@ fn within(now: Tick, then: Option<Tick>, window_ms: u32) -> bool {
     then.is_some_and(|then| age(now, then) <= window_ms)
 }
 
-/// Whether `address` is one the session has, its IPv4-mapped form, or a wildcard.
-fn attributable(address: IpAddr, session: &[IpAddr]) -> bool {
-    if address.is_unspecified() {
-        return true;
-    }
-    let unmapped = match address {
+/// `address` without its IPv4-mapped IPv6 form.
+fn unmapped(address: IpAddr) -> IpAddr {
+    match address {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(address),
         v4 => v4,
+    }
+}
+
+/// Whose address a socket is bound to.
+enum Attribution {
+    /// One the session has (or its IPv4-mapped form).
+    Session,
+    /// One the session had before.
+    Previous(IpAddr),
+    /// Any other: not the session's.
+    Foreign(IpAddr),
+}
+
+/// A wildcard socket is the session's only as far as its traffic through
+/// the session says so: the local address of its packets.
+fn attribute(socket: &SocketView, entry: Option<&PortEntry>, context: &Context<'_>) -> Attribution {
+    let bound = socket.local.ip();
+    let address = if bound.is_unspecified() {
+        match entry {
+            Some(entry) => entry.local_ip,
+            None => return Attribution::Foreign(bound),
+        }
+    } else {
+        bound
     };
-    session.contains(&unmapped)
+    let address = unmapped(address);
+    if context.session_addresses.contains(&address) {
+        Attribution::Session
+    } else if context.previous_addresses.contains(&address) {
+        Attribution::Previous(address)
+    } else {
+        Attribution::Foreign(bound)
+    }
 }
 
 /// Judges one port. `entry` is what the data path accounted to it (None when
@@ -133,43 +352,41 @@ fn attributable(address: IpAddr, session: &[IpAddr]) -> bool {
 pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'_>) -> Judgement {
     let now = context.now;
     let window_ms = u32::try_from(context.window.as_millis()).unwrap_or(u32::MAX);
-    let window = human(window_ms);
 
     // A listener carries no connection of its own: releasing it would only
     // take a service away, so it is never phantom, wherever it is bound.
     if socket.state == SocketState::Listen {
-        return Judgement::new(Verdict::Idle, "listening");
+        return Judgement::new(Verdict::Idle, Reason::Listening);
     }
-    if !attributable(socket.local.ip(), context.session_addresses) {
-        return Judgement::new(
-            Verdict::Phantom,
-            format!(
-                "bound to {}, which the session no longer has",
-                socket.local.ip()
-            ),
-        );
+    match attribute(socket, entry, context) {
+        Attribution::Session => {}
+        Attribution::Previous(address) => {
+            return Judgement::new(Verdict::Phantom, Reason::AddressGone { address })
+        }
+        // Whatever its traffic, a socket the session cannot claim is left
+        // alone: releasing it could cut a connection of another network.
+        Attribution::Foreign(address) => {
+            return Judgement::new(Verdict::Idle, Reason::NotTheSessions { address })
+        }
     }
     if socket.owner == OwnerKnowledge::Orphaned {
-        return Judgement::new(Verdict::Phantom, "no process holds the socket any more");
+        return Judgement::new(Verdict::Phantom, Reason::Orphaned);
     }
     let Some(entry) = entry else {
-        return Judgement::new(Verdict::Idle, "no traffic through the session yet");
+        return Judgement::new(Verdict::Idle, Reason::NoTrafficYet);
     };
     // How long the port has been watched: a condition can only be said to
     // have lasted a window once the port has been seen that long.
     let observed = age(now, entry.first_seen);
-    let long_enough = observed >= window_ms;
-    let lasting = |what: String| {
-        if long_enough {
-            Judgement::new(Verdict::Phantom, what)
+    let lasting = |reason: Reason| {
+        if observed >= window_ms {
+            Judgement::new(Verdict::Phantom, reason)
         } else {
-            Judgement::new(
-                Verdict::Suspect,
-                format!(
-                    "{what} (watched {} of the {window} window)",
-                    human(observed)
-                ),
-            )
+            Judgement {
+                verdict: Verdict::Suspect,
+                reason,
+                watched: Some((observed, window_ms)),
+            }
         }
     };
 
@@ -182,16 +399,15 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
         if moved_while_asleep {
             return Judgement::new(
                 Verdict::Phantom,
-                format!(
-                    "moves data while the terminal sleeps (asleep for {})",
-                    human(age(now, since))
-                ),
+                Reason::MovesWhileAsleep {
+                    asleep_ms: age(now, since),
+                },
             );
         }
     }
 
     if socket.state == SocketState::CloseWait {
-        let quiet_for = age(
+        let quiet_ms = age(
             now,
             entry
                 .last_tx
@@ -200,15 +416,12 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
                 .max()
                 .unwrap_or(entry.first_seen),
         );
-        let what = format!(
-            "CLOSE-WAIT for {}: the peer closed and the application never did",
-            human(quiet_for)
-        );
-        return if quiet_for >= window_ms {
-            Judgement::new(Verdict::Phantom, what)
+        let verdict = if quiet_ms >= window_ms {
+            Verdict::Phantom
         } else {
-            Judgement::new(Verdict::Suspect, what)
+            Verdict::Suspect
         };
+        return Judgement::new(verdict, Reason::CloseWait { quiet_ms });
     }
 
     let syn_only = socket.proto == Proto::Tcp && socket.state == SocketState::SynSent;
@@ -217,38 +430,29 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
     let tx = within(now, entry.last_tx_data, window_ms) || (syn_only && entry.syn_tx > 0);
     let rx = within(now, entry.last_rx_data, window_ms);
     match (tx, rx) {
-        (true, true) => Judgement::new(
-            Verdict::Alive,
-            format!("sent and received data within {window}"),
-        ),
-        (false, false) => {
-            Judgement::new(Verdict::Idle, format!("no data either way within {window}"))
-        }
+        (true, true) => Judgement::new(Verdict::Alive, Reason::BothWays { window_ms }),
+        (false, false) => Judgement::new(Verdict::Idle, Reason::NoData { window_ms }),
         (true, false) => match socket.proto {
             Proto::Tcp if syn_only || (entry.syn_tx > 0 && entry.rx_packets == 0) => {
-                lasting(format!(
-                    "tx only for {}, {} SYNs unanswered",
-                    human(observed),
-                    entry.syn_tx
-                ))
+                lasting(Reason::SynsUnanswered {
+                    observed_ms: observed,
+                    syns: entry.syn_tx,
+                })
             }
-            Proto::Tcp if within(now, entry.last_ack_progress, window_ms) => Judgement::new(
-                Verdict::Alive,
-                "tx only, but the peer acknowledges our data",
-            ),
-            Proto::Tcp => lasting(format!(
-                "tx only for {}: {} data packets, the peer acknowledges nothing new",
-                human(observed),
-                entry.tx_data_packets
-            )),
+            Proto::Tcp if within(now, entry.last_ack_progress, window_ms) => {
+                Judgement::new(Verdict::Alive, Reason::PeerAcknowledges)
+            }
+            Proto::Tcp => lasting(Reason::TcpTxOnly {
+                observed_ms: observed,
+                data_packets: entry.tx_data_packets,
+            }),
             Proto::Udp if within(now, entry.last_answer, window_ms) => {
-                Judgement::new(Verdict::Alive, "UDP requests get responses")
+                Judgement::new(Verdict::Alive, Reason::UdpAnswered)
             }
-            Proto::Udp => lasting(format!(
-                "tx only for {}: {} datagrams unanswered",
-                human(observed),
-                entry.udp_unanswered
-            )),
+            Proto::Udp => lasting(Reason::UdpTxOnly {
+                observed_ms: observed,
+                datagrams: entry.udp_unanswered,
+            }),
         },
         (false, true) => match socket.proto {
             Proto::Tcp
@@ -258,34 +462,25 @@ pub fn judge(entry: Option<&PortEntry>, socket: &SocketView, context: &Context<'
             {
                 Judgement::new(
                     Verdict::Phantom,
-                    format!(
-                        "rx only: the application stopped reading (zero window for {})",
-                        human(age(now, entry.zero_window_since.unwrap_or(now)))
-                    ),
+                    Reason::StoppedReading {
+                        zero_window_ms: age(now, entry.zero_window_since.unwrap_or(now)),
+                    },
                 )
             }
             Proto::Tcp if entry.request_seen && within(now, entry.last_rx_progress, window_ms) => {
-                Judgement::new(
-                    Verdict::Alive,
-                    "rx only: the response to a request is still arriving",
-                )
+                Judgement::new(Verdict::Alive, Reason::ResponseArriving)
             }
-            Proto::Tcp => lasting(format!(
-                "rx only for {}: {} data packets arrive and no request was sent",
-                human(observed),
-                entry.rx_data_packets
-            )),
+            Proto::Tcp => lasting(Reason::TcpRxOnly {
+                observed_ms: observed,
+                data_packets: entry.rx_data_packets,
+            }),
             Proto::Udp if entry.request_seen && within(now, entry.last_answer, window_ms) => {
-                Judgement::new(
-                    Verdict::Alive,
-                    "rx only: answers to earlier requests still arrive",
-                )
+                Judgement::new(Verdict::Alive, Reason::AnswersArrive)
             }
-            Proto::Udp => lasting(format!(
-                "rx only for {}: {} datagrams arrive and none was asked for",
-                human(observed),
-                entry.rx_data_packets
-            )),
+            Proto::Udp => lasting(Reason::UdpRxOnly {
+                observed_ms: observed,
+                datagrams: entry.rx_data_packets,
+            }),
         },
     }
 }
@@ -324,12 +519,13 @@ mod tests {
             window: Duration::from_secs(300),
             asleep_since: None,
             session_addresses: &ADDRESSES,
+            previous_addresses: &[],
         }
     }
 
     fn verdict(e: &PortEntry, s: &SocketView, c: &Context<'_>) -> (Verdict, String) {
         let j = judge(Some(e), s, c);
-        (j.verdict, j.reason)
+        (j.verdict, j.reason_text())
     }
 
     #[test]
@@ -451,7 +647,10 @@ mod tests {
         assert_eq!(verdict(&e, &s, &context(60 * MIN)).0, Verdict::Phantom);
         s.owner = OwnerKnowledge::Held;
         s.local = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11)), 40000);
-        let (v, reason) = verdict(&e, &s, &context(60 * MIN));
+        let previous = [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11))];
+        let mut c = context(60 * MIN);
+        c.previous_addresses = &previous;
+        let (v, reason) = verdict(&e, &s, &c);
         assert_eq!(
             (v, reason.as_str()),
             (
@@ -508,7 +707,7 @@ mod tests {
         s.owner = OwnerKnowledge::Unknown;
         let quiet = judge(None, &s, &context(60 * MIN));
         assert_eq!(
-            (quiet.verdict, quiet.reason.as_str()),
+            (quiet.verdict, quiet.reason_text().as_str()),
             (Verdict::Idle, "no traffic through the session yet")
         );
         let e = entry(Proto::Tcp, 0);
@@ -558,8 +757,99 @@ mod tests {
         assert_eq!(judge(None, &s, &context(MIN)).verdict, Verdict::Idle);
         let s = socket(Proto::Udp, SocketState::Close);
         assert_eq!(
-            judge(None, &s, &context(MIN)).reason,
+            judge(None, &s, &context(MIN)).reason_text(),
             "no traffic through the session yet"
+        );
+    }
+
+    /// Issue 5: a socket the session cannot claim is never phantom, whatever
+    /// its traffic, owner or state, awake or asleep.
+    #[test]
+    fn a_socket_on_an_address_not_the_sessions_is_never_releasable() {
+        let mut busy = entry(Proto::Tcp, 0);
+        busy.syn_tx = 9;
+        busy.tx_data_packets = 40;
+        busy.last_tx_data = Some(59 * MIN);
+        busy.zero_window_since = Some(0);
+        let quiet = entry(Proto::Udp, 0);
+        let previous = [IpAddr::V4(Ipv4Addr::new(192, 0, 2, 11))];
+        for local in ["10.0.0.5:40000", "127.0.0.1:40000", "[2001:db8::5]:40000"] {
+            for state in [
+                SocketState::Established,
+                SocketState::SynSent,
+                SocketState::CloseWait,
+            ] {
+                for owner in [
+                    OwnerKnowledge::Held,
+                    OwnerKnowledge::Orphaned,
+                    OwnerKnowledge::Unknown,
+                ] {
+                    for e in [Some(&busy), Some(&quiet), None] {
+                        let s = SocketView {
+                            proto: Proto::Tcp,
+                            local: local.parse().unwrap(),
+                            state,
+                            owner,
+                        };
+                        let mut c = context(60 * MIN);
+                        c.previous_addresses = &previous;
+                        c.asleep_since = Some(MIN);
+                        let j = judge(e, &s, &c);
+                        assert_eq!(
+                            (j.verdict, j.reason_text()),
+                            (
+                                Verdict::Idle,
+                                format!(
+                                    "bound to {}, not an address of the session: left alone",
+                                    s.local.ip()
+                                )
+                            ),
+                            "{local} {state:?} {owner:?}"
+                        );
+                    }
+                }
+            }
+        }
+        // A wildcard socket is the session's only through its traffic: with
+        // none, or traffic from another address, it is left alone.
+        let mut s = socket(Proto::Udp, SocketState::Established);
+        s.local = "0.0.0.0:40000".parse().unwrap();
+        s.owner = OwnerKnowledge::Orphaned;
+        let c = context(60 * MIN);
+        assert_eq!(judge(None, &s, &c).verdict, Verdict::Idle);
+        let mut elsewhere = entry(Proto::Udp, 0);
+        elsewhere.local_ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5));
+        assert_eq!(judge(Some(&elsewhere), &s, &c).verdict, Verdict::Idle);
+        // With traffic from the session's address, the usual rules apply.
+        assert_eq!(judge(Some(&quiet), &s, &c).verdict, Verdict::Phantom);
+    }
+
+    #[test]
+    fn reasons_are_formatted_only_when_shown() {
+        let mut e = entry(Proto::Udp, 0);
+        e.udp_unanswered = 3;
+        e.last_tx_data = Some(MIN);
+        let j = judge(
+            Some(&e),
+            &socket(Proto::Udp, SocketState::Established),
+            &context(2 * MIN),
+        );
+        assert_eq!(
+            (j.verdict, j.reason, j.watched),
+            (
+                Verdict::Suspect,
+                Reason::UdpTxOnly {
+                    observed_ms: 2 * MIN,
+                    datagrams: 3
+                },
+                Some((2 * MIN, 5 * MIN))
+            )
+        );
+        let text = "tx only for 2m: 3 datagrams unanswered (watched 2m of the 5m window)";
+        assert_eq!(j.to_string(), text);
+        assert_eq!(
+            serde_json::to_value(j).unwrap(),
+            serde_json::json!({"verdict": "suspect", "reason": text})
         );
     }
 

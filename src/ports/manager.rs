@@ -488,6 +488,7 @@ impl PortManager {
                 window: class.window,
                 asleep_since: self.asleep_since,
                 session_addresses: &self.addresses,
+                previous_addresses: &self.old_addresses,
             };
             let judgement = judge(entry, &view, &context);
             let row = row(socket, owner, entry, &class.name, &judgement, tick);
@@ -500,7 +501,7 @@ impl PortManager {
                     if self.release_socket(
                         &socket,
                         owner.as_ref(),
-                        &judgement.reason,
+                        &row.reason,
                         &mut outcome,
                         destroy,
                     ) {
@@ -513,7 +514,7 @@ impl PortManager {
                         port: socket.local.port(),
                         pid: owner.as_ref().map(|o| o.pid),
                         app: owner.as_ref().map(|o| o.comm.clone()),
-                        reason: judgement.reason.clone(),
+                        reason: row.reason.clone(),
                     });
                 }
             }
@@ -590,9 +591,21 @@ impl PortManager {
             tracing::info!(%listener, "leaving the listening socket of the port alone");
         }
         let mut outcome = Outcome::default();
+        let mut observed = Vec::new();
         for socket in &targets {
             let owner = owners.get(socket.inode);
+            let class = self.class_of(socket, owner);
+            if class.mode == Mode::Observe {
+                observed.push(class.name.clone());
+                continue;
+            }
             self.release_socket(socket, owner, "released on request", &mut outcome, destroy);
+        }
+        if outcome.events.is_empty() && !observed.is_empty() {
+            return Err(format!(
+                "port {port} is in a class in observe mode ({}): nothing released",
+                observed.join(", ")
+            ));
         }
         Ok(outcome)
     }
@@ -632,6 +645,17 @@ impl PortManager {
             .collect();
         for socket in &targets {
             let owner = owners.get(socket.inode);
+            // Observe mode changes nothing, on link loss either: reported only.
+            if self.class_of(socket, owner).mode == Mode::Observe {
+                outcome.events.push(PortEvent::PortPhantom {
+                    proto: socket.proto,
+                    port: socket.local.port(),
+                    pid: owner.map(|o| o.pid),
+                    app: owner.map(|o| o.comm.clone()),
+                    reason: reason.clone(),
+                });
+                continue;
+            }
             if self.release_socket(socket, owner, &reason, &mut outcome, destroy) {
                 released += 1;
             }
@@ -644,6 +668,20 @@ impl PortManager {
             released,
         });
         outcome
+    }
+
+    /// The application class of a socket, as a scan classifies it.
+    fn class_of(&self, socket: &KernelSocket, owner: Option<&Owner>) -> &super::classes::AppClass {
+        let remote_port = socket.remote.map(|r| r.port()).or_else(|| {
+            self.table
+                .get(socket.proto, socket.local.port())
+                .map(|e| e.remote.port)
+        });
+        self.config.classes.classify(
+            owner.map(|o| o.comm.as_str()),
+            owner.map(|o| o.uid).or(Some(socket.uid)),
+            remote_port,
+        )
     }
 
     /// Destroys one socket (or, where the kernel refuses, resets it through
@@ -662,6 +700,13 @@ impl PortManager {
         let port = socket.local.port();
         if socket.state == SocketState::Listen {
             tracing::warn!(%socket, "not releasing a listening socket");
+            return false;
+        }
+        // The last guard before SOCK_DESTROY: every caller already picks the
+        // session's sockets, and a socket the session cannot claim must
+        // never be destroyed whatever asks for it.
+        if !self.relevant(socket) {
+            tracing::warn!(%socket, "not releasing a socket that is not the session's");
             return false;
         }
         let entry: Option<PortEntry> = self
@@ -813,7 +858,7 @@ fn row(
         last_tx_s: entry.and_then(|e| seconds_since(now, e.last_tx)),
         last_rx_s: entry.and_then(|e| seconds_since(now, e.last_rx)),
         verdict: judgement.verdict,
-        reason: judgement.reason.clone(),
+        reason: judgement.reason_text(),
     }
 }
 
@@ -1412,6 +1457,169 @@ mod tests {
         let mut outcome = Outcome::default();
         assert!(!manager.release_socket(&listener, None, "test", &mut outcome, &mut destroy));
         assert_eq!(calls.lock().expect("lock").len(), 1);
+    }
+
+    /// Issue 5: whatever asks (a scan, `portdial release`, link loss, a
+    /// direct call), a socket the session cannot claim is never destroyed
+    /// and nothing is injected toward it.
+    #[test]
+    fn sockets_the_session_cannot_claim_are_never_released() {
+        let (mut manager, now) = session_manager();
+        // Traffic on the foreign sockets' ports, so no lookup finds the table empty.
+        for port in [40002, 40004] {
+            manager.account(
+                now,
+                Direction::Tx,
+                &tcp(
+                    address(&format!("192.0.2.10:{port}")),
+                    address("198.51.100.7:443"),
+                    1,
+                    0,
+                    SYN,
+                    9,
+                    &[],
+                    &[],
+                ),
+            );
+        }
+        let elsewhere = established("10.0.0.5:40002", "10.0.0.1:22");
+        let elsewhere6 = established("[2001:db8::5]:40004", "[2001:db8:1::1]:443");
+        let quiet_wildcard = socket(Proto::Udp, "0.0.0.0:5353", None, SocketState::Close);
+        let foreign = [elsewhere, elsewhere6, quiet_wildcard];
+        let nobody = walk(true, &[]);
+        let (calls, mut destroy) = destroyer(|| Ok(()));
+        // Held at one scan, gone at the next: orphans, if they were ours.
+        manager.judge_sockets(
+            now,
+            Trigger::Periodic,
+            true,
+            &foreign,
+            &walk(true, &foreign.iter().collect::<Vec<_>>()),
+            0.0,
+            &mut destroy,
+        );
+        let later = now + Duration::from_secs(3600);
+        let outcome = manager.judge_sockets(
+            later,
+            Trigger::Periodic,
+            true,
+            &foreign,
+            &nobody,
+            0.0,
+            &mut destroy,
+        );
+        assert!(outcome.rows.is_empty() && released(&outcome).is_empty());
+        for socket in &foreign {
+            let refusal = manager
+                .release_port_among(None, socket.local.port(), &foreign, &nobody, &mut destroy)
+                .expect_err("not the session's");
+            assert!(
+                refusal.starts_with("no socket of the session holds port"),
+                "{refusal}"
+            );
+            let mut outcome = Outcome::default();
+            assert!(!manager.release_socket(socket, None, "test", &mut outcome, &mut destroy));
+            assert!(outcome.events.is_empty() && outcome.to_tun.is_empty());
+            assert!(outcome.to_session.is_empty());
+        }
+        let outcome = manager.release_all_among("test", &foreign, &nobody, &mut destroy);
+        assert!(matches!(
+            outcome.events.as_slice(),
+            [PortEvent::LinkLost { released: 0, .. }]
+        ));
+        assert!(calls.lock().expect("lock").is_empty());
+        assert_eq!(manager.released_total(), 0);
+    }
+
+    /// Issue 5: `--port-mode observe` changes nothing: no destroy, no reset
+    /// either way, no event claiming a release; phantoms are reported.
+    #[test]
+    fn observe_mode_changes_nothing() {
+        let now = Instant::now();
+        let config = ManagerConfig {
+            classes: Classes::default().with_mode(Mode::Observe),
+            ..ManagerConfig::default()
+        };
+        let mut manager = PortManager::new(config, now);
+        let old = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 9));
+        manager.set_addresses(now, vec![old]);
+        manager.set_addresses(now, vec![IpAddr::V4(LOCAL)]);
+        let (local, remote) = (address("192.0.2.10:40000"), address("198.51.100.7:443"));
+        // A connection with known sequence state (resets could be built),
+        // then only unanswered data for a long time.
+        manager.account(
+            now,
+            Direction::Tx,
+            &tcp(local, remote, 1, 0, SYN, 9, &[], &[]),
+        );
+        manager.account(
+            now,
+            Direction::Rx,
+            &tcp(remote, local, 500, 2, SYN | ACK, 9, &[], &[]),
+        );
+        let connection = established("192.0.2.10:40000", "198.51.100.7:443");
+        let left_behind = established("192.0.2.9:40001", "198.51.100.7:443");
+        let sockets = [connection, left_behind];
+        let (calls, mut destroy) = destroyer(|| Ok(()));
+        manager.judge_sockets(
+            now,
+            Trigger::Periodic,
+            true,
+            &sockets,
+            &walk(true, &[&connection, &left_behind]),
+            0.0,
+            &mut destroy,
+        );
+        // The owner is gone: both are phantoms (orphaned; on an old address).
+        let later = now + Duration::from_secs(3600);
+        let outcome = manager.judge_sockets(
+            later,
+            Trigger::Periodic,
+            true,
+            &sockets,
+            &walk(true, &[]),
+            0.0,
+            &mut destroy,
+        );
+        assert!(released(&outcome).is_empty());
+        assert!(outcome.to_tun.is_empty() && outcome.to_session.is_empty());
+        let phantoms: Vec<(u16, String)> = outcome
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                PortEvent::PortPhantom { port, reason, .. } => Some((*port, reason.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            phantoms,
+            [
+                (40000, "no process holds the socket any more".to_string()),
+                (
+                    40001,
+                    "bound to 192.0.2.9, which the session no longer has".to_string()
+                )
+            ]
+        );
+        assert!(outcome.rows.iter().all(|r| r.verdict == Verdict::Phantom));
+        // Nor on request, nor on link loss.
+        let owners = walk(true, &[]);
+        let refusal = manager
+            .release_port_among(None, 40000, &sockets, &owners, &mut destroy)
+            .expect_err("observe mode releases nothing");
+        assert_eq!(
+            refusal,
+            "port 40000 is in a class in observe mode (default): nothing released"
+        );
+        let outcome = manager.release_all_among("PADT", &sockets, &owners, &mut destroy);
+        assert!(released(&outcome).is_empty());
+        assert!(outcome.to_tun.is_empty() && outcome.to_session.is_empty());
+        assert!(matches!(
+            outcome.events.last(),
+            Some(PortEvent::LinkLost { released: 0, .. })
+        ));
+        assert!(calls.lock().expect("lock").is_empty());
+        assert_eq!(manager.released_total(), 0);
     }
 
     /// A `MakeWriter` keeping what a test's subscriber writes.

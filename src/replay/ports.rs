@@ -127,6 +127,7 @@ pub fn ports(
                 window: window.unwrap_or(class.window),
                 asleep_since: None,
                 session_addresses: &accounting.local_addresses,
+                previous_addresses: &[],
             };
             let judgement = judge(Some(entry), &view, &context);
             let seconds =
@@ -152,7 +153,7 @@ pub fn ports(
                 last_tx_s: seconds(entry.last_tx),
                 last_rx_s: seconds(entry.last_rx),
                 verdict: judgement.verdict,
-                reason: judgement.reason,
+                reason: judgement.reason_text(),
             }
         })
         .collect();

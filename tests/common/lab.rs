@@ -31,7 +31,9 @@ pub struct Serial {
 }
 
 fn serial() -> Serial {
-    let guard = SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let guard = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -186,39 +188,54 @@ impl Lab {
 
     /// Starts `portdial dial` in the client namespace.
     pub fn dial(&self, args: &[&str]) -> Dialer {
-        let dir = self.dir.join(format!(
-            "dialer-{}",
-            DIALERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let control = dir.join("control.sock");
-        let log = std::fs::File::create(dir.join("dialer.log")).unwrap();
-        let mut command = Command::new("ip");
-        command
-            .args(["netns", "exec", &self.client_ns()])
-            .arg(portdial())
-            .arg("dial")
-            .args(["--iface", self.get("client_iface")])
-            .arg("--control")
-            .arg(&control)
-            .arg("--resolv-conf")
-            .arg(dir.join("resolv.conf"))
-            .args(["--tun-name", "pd0", "--log-level", "debug"])
-            .args(args)
-            .stdin(Stdio::null());
-        if !args.contains(&"--state-file") {
-            command.arg("--state-file").arg(dir.join("state.json"));
-        }
-        command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        let child = command.spawn().expect("spawn portdial dial");
-        Dialer {
-            child: Some(child),
-            dir,
-            control,
-        }
+        spawn_dialer(&self.client_ns(), self.get("client_iface"), &self.dir, args)
+    }
+}
+
+/// Starts `portdial dial` in the namespace `client_ns` on `iface`, with its
+/// control socket, DNS file, state file and log in a new directory under
+/// `parent` (shared by the lab and the hostile-AC tests).
+pub fn spawn_dialer(client_ns: &str, iface: &str, parent: &Path, args: &[&str]) -> Dialer {
+    let dir = parent.join(format!(
+        "dialer-{}",
+        DIALERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    if args.contains(&"--run-as") {
+        // The daemon's user writes its DNS and state files here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let control = dir.join("control.sock");
+    let log = std::fs::File::create(dir.join("dialer.log")).unwrap();
+    let mut command = Command::new("ip");
+    command
+        .args(["netns", "exec", client_ns])
+        .arg(portdial())
+        .arg("dial")
+        .args(["--iface", iface])
+        .arg("--control")
+        .arg(&control)
+        .arg("--resolv-conf")
+        .arg(dir.join("resolv.conf"))
+        .args(["--tun-name", "pd0"])
+        .args(args)
+        .stdin(Stdio::null());
+    if !args.contains(&"--log-level") {
+        command.args(["--log-level", "debug"]);
+    }
+    if !args.contains(&"--state-file") {
+        command.arg("--state-file").arg(dir.join("state.json"));
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log);
+    let child = command.spawn().expect("spawn portdial dial");
+    Dialer {
+        child: Some(child),
+        dir,
+        control,
     }
 }
 

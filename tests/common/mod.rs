@@ -1,1 +1,2 @@
+pub mod ac;
 pub mod lab;

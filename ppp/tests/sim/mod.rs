@@ -55,6 +55,10 @@ pub struct AcConfig {
     pub mru: u16,
     pub magic: u32,
     pub ipv6: bool,
+    /// Run IPCP; without it the AC Protocol-Rejects IPCP (an IPv6-only AC).
+    pub ipv4: bool,
+    /// Neither send nor answer IPCP, nor reject it: silence.
+    pub ignore_ipcp: bool,
     /// PADS carries this error tag (type, message) instead of a session.
     pub pads_error: Option<(u16, String)>,
     /// Answer LCP Echo-Requests.
@@ -94,6 +98,8 @@ impl Default for AcConfig {
             mru: 1492,
             magic: 0x1a2b_3c4d,
             ipv6: true,
+            ipv4: true,
+            ignore_ipcp: false,
             pads_error: None,
             answer_echo: true,
             nak_mru_forever: None,
@@ -479,7 +485,9 @@ impl SimAc {
 
     fn start_network(&mut self, now: Instant) {
         self.auth_done = true;
-        self.send_ipcp_request(now);
+        if self.config.ipv4 && !self.config.ignore_ipcp {
+            self.send_ipcp_request(now);
+        }
         if self.config.ipv6 {
             self.send_ipv6cp_request(now);
         }
@@ -554,7 +562,8 @@ impl SimAc {
                     }
                 }
             }
-            Protocol::Ipcp => self.handle_ipcp(now, &packet),
+            Protocol::Ipcp if self.config.ignore_ipcp => {}
+            Protocol::Ipcp if self.config.ipv4 => self.handle_ipcp(now, &packet),
             Protocol::Ipv6cp if self.config.ipv6 => self.handle_ipv6cp(now, &packet),
             _ => {
                 // As pppd: Protocol-Reject what we do not run.

@@ -32,6 +32,11 @@ pub enum PrivilegeError {
         what: &'static str,
         error: nix::Error,
     },
+    #[error(
+        "--run-as {user}: {user} cannot open /dev/net/tun ({error}); make it mode 0666 \
+         (udev's default; under systemd: DeviceAllow=/dev/net/tun rw)"
+    )]
+    TunDevice { user: String, error: std::io::Error },
     #[error("dropping capabilities: {0}")]
     Capabilities(#[from] caps::errors::CapsError),
 }
@@ -84,6 +89,16 @@ pub fn drop_privileges(run_as: Option<&RunAs>) -> Result<Kept, PrivilegeError> {
 
     if let Some(user) = run_as {
         switch_user(user, &permitted)?;
+        // Every session opens it for a new TUN: fail now, not at the first
+        // dial-up, if the new user cannot.
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .map_err(|error| PrivilegeError::TunDevice {
+                user: user.name.clone(),
+                error,
+            })?;
     }
 
     // Effective first: it must stay a subset of permitted at every step.

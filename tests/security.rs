@@ -32,8 +32,9 @@ fn password_file(lab: &Lab) -> String {
 /// `Key:\tvalue` lines of /proc/PID/task/TID/status for every thread.
 fn thread_status(pid: u32) -> Vec<String> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the daemon's threads");
+    // A blocking-pool thread may end between the listing and the read.
     tasks
-        .map(|task| file_text(&task.unwrap().path().join("status")))
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
         .collect()
 }
 
@@ -97,7 +98,7 @@ fn the_daemon_keeps_only_net_admin_and_net_raw_also_as_a_dedicated_user() {
     )
     .unwrap();
     let mut args = base.to_vec();
-    args.extend(["--run-as", "nobody", "--ip-up", &hook]);
+    args.extend(["--run-as", "nobody", "--ip-up", &hook, "--persist"]);
     let mut dialer = lab.dial(&args);
     let (status, _) = dialer.wait_up(Duration::from_secs(20));
     let pid = dialer.pid().unwrap();
@@ -184,6 +185,29 @@ fn run_as_without_the_right_to_change_user_is_refused_with_a_clear_message() {
         text.contains("--run-as nobody: changing user needs root"),
         "{text}"
     );
+
+    // Root may change user, but nobody must then be able to open
+    // /dev/net/tun for every new session's TUN: refused at start, saying so
+    // (here with a 0600 node of our own over /dev/net, in a private mount
+    // namespace).
+    let script = format!(
+        "mount -t tmpfs tmpfs /dev/net && mknod -m 600 /dev/net/tun c 10 200 && \
+         ip link add d0 address 00:00:5e:00:53:01 type veth peer name d1 && \
+         ip link set d0 up && ip link set d1 up && \
+         exec {portdial} dial --iface d0 --user u --password-file {password} \
+           --control {dir}/control.sock --state-file {dir}/state.json \
+           --resolv-conf {dir}/resolv.conf --run-as nobody",
+        portdial = portdial().display(),
+        password = password.display(),
+        dir = dir.display(),
+    );
+    let output = Command::new("unshare")
+        .args(["--net", "--mount", "sh", "-c", &script])
+        .output()
+        .expect("unshare (util-linux)");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(9), "{output:?}");
+    assert!(text.contains("nobody cannot open /dev/net/tun"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

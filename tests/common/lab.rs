@@ -227,6 +227,9 @@ pub fn spawn_dialer(client_ns: &str, iface: &str, parent: &Path, args: &[&str]) 
     if !args.contains(&"--state-file") {
         command.arg("--state-file").arg(dir.join("state.json"));
     }
+    if args.contains(&"--run-as") {
+        with_open_tun_device(&mut command);
+    }
     command
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
@@ -236,6 +239,53 @@ pub fn spawn_dialer(client_ns: &str, iface: &str, parent: &Path, args: &[&str]) 
         child: Some(child),
         dir,
         control,
+    }
+}
+
+/// Distributions ship /dev/net/tun mode 0666 (udev's default rule) so that a
+/// daemon with CAP_NET_ADMIN but not root can open it; this machine's /dev
+/// has it 0600. The child gets a private mount namespace with a 0666 tun node
+/// on a tmpfs over /dev/net, leaving the host's /dev as it is.
+fn with_open_tun_device(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let root = c"/";
+    let dev_net = c"/dev/net";
+    let tun = c"/dev/net/tun";
+    let tmpfs = c"tmpfs";
+    // SAFETY: only syscalls between fork and exec, on strings made before.
+    unsafe {
+        command.pre_exec(move || {
+            let check = |rc: libc::c_int| {
+                if rc == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            };
+            check(libc::unshare(libc::CLONE_NEWNS))?;
+            check(libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            check(libc::mount(
+                tmpfs.as_ptr(),
+                dev_net.as_ptr(),
+                tmpfs.as_ptr(),
+                0,
+                std::ptr::null(),
+            ))?;
+            libc::umask(0);
+            check(libc::mknod(
+                tun.as_ptr(),
+                libc::S_IFCHR | 0o666,
+                libc::makedev(10, 200),
+            ))?;
+            libc::umask(0o022);
+            Ok(())
+        });
     }
 }
 

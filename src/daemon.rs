@@ -30,15 +30,20 @@ use crate::exit;
 use crate::hooks::{self, HookEnv, LinkStats};
 use crate::netlink::{LinkEvent, LinkWatcher, Netlink};
 use crate::offload::{self, Coalescer, Segments};
-use crate::packet_socket::{PacketSocket, PacketSocketError};
+use crate::packet_socket::{PacketSocket, PacketSocketError, MAX_BATCH};
 use crate::ports::manager::{self, Outcome, PortEvent, PortManager, Trigger};
 use crate::ports::{Direction, Proto};
 use crate::resolv::PeerDns;
 use crate::state_file::{self, SessionState};
 use crate::tun::{Tun, TunError};
 
-/// Frames or packets handled per wake-up before looking at the other sources.
+/// Frames or packets handled per wake-up before looking at the other
+/// sources: one `recvmmsg` of session frames, or TUN reads.
 const BATCH: usize = 64;
+
+/// Frames gathered from TUN reads in one wake-up at most (super-packets
+/// bring dozens each).
+const UPSTREAM_FRAMES_PER_WAKE: usize = 4 * MAX_BATCH;
 
 /// Why the daemon stopped, as a process exit code with a message.
 #[derive(Debug)]
@@ -96,7 +101,7 @@ struct Daemon {
     netlink: Netlink,
     session: Session,
     tun: Option<Tun>,
-    /// Received packets waiting for one (coalescing) write to the TUN.
+    /// Received packets merged for one write to an offloading TUN.
     coalescer: Coalescer,
     capture: Option<Capture>,
     counters: Counters,
@@ -178,17 +183,6 @@ pub async fn run(options: DialConfig) -> Exit {
             )
         }
     };
-    // A deleted TUN (`ip link del`) shows up here only: reads on the detached
-    // descriptor report EPOLLERR alone, which never wakes a reader.
-    let mut tun_watcher = match LinkWatcher::new(&options.tun_name) {
-        Ok(watcher) => Some(watcher),
-        Err(error) => {
-            return Exit::fail(
-                exit::INTERNAL_ERROR,
-                format!("netlink link events: {error}"),
-            )
-        }
-    };
     let group_id = |key: &str, name: &Option<String>| match name {
         Some(name) => crate::config::group_id(key, name).map(Some),
         None => Ok(None),
@@ -260,7 +254,7 @@ pub async fn run(options: DialConfig) -> Exit {
         netlink,
         session,
         tun: None,
-        coalescer: Coalescer::default(),
+        coalescer: Coalescer::new(false, false),
         capture,
         counters: Counters::default(),
         open: Open::default(),
@@ -304,40 +298,32 @@ pub async fn run(options: DialConfig) -> Exit {
     }
     daemon.flush(now).await;
 
-    let mut rx = vec![0u8; FRAME_BUFFER];
+    // Allocated once: a receive batch of session frames, and the TUN reads
+    // (segments of super-packets with offloads) waiting for one sendmmsg.
+    let mut rx: Vec<Box<[u8]>> = (0..BATCH)
+        .map(|_| vec![0u8; FRAME_BUFFER].into_boxed_slice())
+        .collect();
+    let mut rx_lens = [0usize; BATCH];
     let mut upstream = Segments::new(FRAME_BUFFER);
     while daemon.exit.is_none() {
         let wake = daemon.next_wake();
         tokio::select! {
-            result = socket_recv(&daemon.socket, daemon.socket_retry.is_some(), &mut rx) => {
+            result = socket_recv(&daemon.socket, daemon.socket_retry.is_some(), &mut rx, &mut rx_lens) => {
                 let now = Instant::now();
                 match result {
-                    Ok(len) => daemon.on_frame(now, &mut rx, len),
-                    Err(error) => daemon.on_socket_error(now, error),
-                }
-                for _ in 1..BATCH {
-                    match daemon.socket.try_recv(&mut rx) {
-                        Ok(len) => daemon.on_frame(now, &mut rx, len),
-                        Err(_) => break,
+                    Ok(count) => {
+                        for (frame, &len) in rx.iter_mut().zip(&rx_lens).take(count) {
+                            daemon.on_frame(now, frame, len);
+                        }
                     }
+                    Err(error) => daemon.on_socket_error(now, error),
                 }
                 daemon.write_to_tun();
             }
             result = tun_recv(daemon.tun.as_ref(), &mut upstream) => {
-                if let Err(error) = &result {
-                    daemon.on_tun_error(Instant::now(), error);
-                }
-                if let Ok(len) = result {
-                    let now = Instant::now();
-                    daemon.on_tun_read(now, &mut upstream, len);
-                    for _ in 1..BATCH {
-                        let Some(tun) = daemon.tun.as_ref() else { break };
-                        let buffer = upstream.read_buffer(tun.offloads().tcp, HEADROOM);
-                        match tun.try_recv(buffer) {
-                            Ok(len) => daemon.on_tun_read(now, &mut upstream, len),
-                            Err(_) => break,
-                        }
-                    }
+                match result {
+                    Ok(len) => daemon.on_tun_reads(Instant::now(), &mut upstream, len),
+                    Err(error) => daemon.on_tun_error(Instant::now(), &error),
                 }
             }
             _ = sleep_until_opt(wake) => {
@@ -355,26 +341,6 @@ pub async fn run(options: DialConfig) -> Exit {
                     Err(error) => {
                         tracing::warn!(%error, "netlink link events failed; carrier is no longer watched");
                         watcher = None;
-                    }
-                }
-            }
-            event = link_event(&mut tun_watcher) => {
-                match event {
-                    Ok(LinkEvent::Removed { name, .. }) if daemon.tun.is_some() => {
-                        // Not our own removal of an old TUN after a newer one
-                        // of the same name exists.
-                        if let Ok(None) = daemon.netlink.link_index(&name).await {
-                            let error = std::io::Error::new(
-                                std::io::ErrorKind::NotFound,
-                                format!("{name} was deleted by someone else"),
-                            );
-                            daemon.on_tun_error(Instant::now(), &error);
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::warn!(%error, "netlink link events failed; the TUN is no longer watched");
-                        tun_watcher = None;
                     }
                 }
             }
@@ -397,16 +363,18 @@ pub async fn run(options: DialConfig) -> Exit {
     daemon.exit.take().unwrap_or_else(Exit::ok)
 }
 
-/// The packet socket's next frame; never ready while it is being reopened.
+/// The packet socket's next frames, one `recvmmsg` into `bufs` (lengths in
+/// `lens`); never ready while the socket is being reopened.
 async fn socket_recv(
     socket: &PacketSocket,
     broken: bool,
-    buf: &mut [u8],
+    bufs: &mut [Box<[u8]>],
+    lens: &mut [usize],
 ) -> std::io::Result<usize> {
     if broken {
         return std::future::pending().await;
     }
-    socket.recv(buf).await
+    socket.recv_batch(bufs, lens).await
 }
 
 /// The running scan's result; never ready when none runs.
@@ -420,7 +388,7 @@ async fn scan_result(
 }
 
 /// One read from the TUN into `segments`: the raw buffer with offloads,
-/// the first segment's buffer past the headroom without.
+/// the next free segment buffer past the headroom without.
 async fn tun_recv(tun: Option<&Tun>, segments: &mut Segments) -> std::io::Result<usize> {
     match tun {
         Some(tun) => {
@@ -513,6 +481,9 @@ impl Daemon {
         }
     }
 
+    /// One received frame: the session's, and a data frame's packet goes to
+    /// the TUN: merged into the held GRO super-packet where the TUN has
+    /// offloads, else written at once from the receive buffer.
     fn on_frame(&mut self, now: Instant, rx: &mut [u8], len: usize) {
         let Some(frame) = rx.get_mut(..len) else {
             return;
@@ -523,53 +494,96 @@ impl Daemon {
             if let Some(ports) = &mut self.ports {
                 ports.account(now, Direction::Rx, &frame[payload.clone()]);
             }
-            if self.tun.is_none() {
+            let Some(offloaded) = self.tun.as_ref().map(|tun| tun.offloads().tcp) else {
                 self.counters.rx_dropped += 1;
                 return;
-            }
-            if self.coalescer.is_full() {
+            };
+            let packet = &frame[payload];
+            if offloaded {
+                if self.coalescer.push(packet) {
+                    return;
+                }
+                // It does not join what is held: that goes first.
                 self.write_to_tun();
+                if self.coalescer.push(packet) {
+                    return;
+                }
             }
-            if !self.coalescer.push(&frame[payload]) {
-                // An empty packet: nothing for the TUN.
-                self.counters.rx_dropped += 1;
-            }
-        }
-    }
-
-    /// Writes the received packets gathered so far to the TUN, merged into
-    /// GRO super-packets where the TUN has offloads.
-    fn write_to_tun(&mut self) {
-        let queued = self.coalescer.len();
-        match &self.tun {
-            Some(tun) => {
-                if let Err(error) = tun.try_send_coalesced(&mut self.coalescer) {
-                    // At least one write failed (the queue full, the device
-                    // down); which ones tun-rs does not say.
+            if let Some(tun) = &self.tun {
+                if let Err(error) = tun.try_send(packet) {
                     tracing::debug!(%error, "TUN write failed");
                     self.counters.rx_dropped += 1;
                 }
             }
+        }
+    }
+
+    /// Writes the GRO super-packet held so far (if any) to the TUN.
+    fn write_to_tun(&mut self) {
+        let held = self.coalescer.segments();
+        if held == 0 {
+            return;
+        }
+        match &self.tun {
+            Some(tun) => {
+                if let Err(error) = tun.try_send_coalesced(&mut self.coalescer) {
+                    // The queue full or the device down: all of it is lost.
+                    tracing::debug!(%error, "TUN write failed");
+                    self.counters.rx_dropped += held as u64;
+                }
+            }
             None => {
-                self.counters.rx_dropped += queued as u64;
-                self.coalescer.clear();
+                self.counters.rx_dropped += held as u64;
+                let _ = self.coalescer.finish();
             }
         }
+    }
+
+    /// A wake-up of the TUN with its first read (`len` bytes in
+    /// `segments`' read buffer) done: reads on until nothing is queued or
+    /// the bound is reached, and sends the frames gathered in `sendmmsg`
+    /// batches, whenever the buffers run short and at the end.
+    fn on_tun_reads(&mut self, now: Instant, segments: &mut Segments, len: usize) {
+        self.on_tun_read(now, segments, len);
+        for _ in 1..BATCH {
+            let Some(offloaded) = self.tun.as_ref().map(|tun| tun.offloads().tcp) else {
+                break;
+            };
+            if segments.frames_held() >= UPSTREAM_FRAMES_PER_WAKE {
+                break;
+            }
+            // A super-packet may need MAX_SEGMENTS buffers, a packet one.
+            if segments.room() < if offloaded { offload::MAX_SEGMENTS } else { 1 } {
+                self.send_upstream(segments);
+            }
+            let Some(tun) = self.tun.as_ref() else { break };
+            match tun.try_recv(segments.read_buffer(offloaded, HEADROOM)) {
+                Ok(len) => self.on_tun_read(now, segments, len),
+                Err(_) => break,
+            }
+        }
+        self.send_upstream(segments);
     }
 
     /// One read from the TUN (`len` bytes in `segments`' read buffer): a
     /// packet, or with offloads a super-packet cut into segments here. Each
     /// segment is accounted, clamped and encapsulated on its own, as if it
-    /// had been read alone; they go out in `sendmmsg` batches.
+    /// had been read alone, and waits in `segments` for
+    /// [`send_upstream`](Self::send_upstream).
     fn on_tun_read(&mut self, now: Instant, segments: &mut Segments, len: usize) {
         let offloaded = self.tun.as_ref().is_some_and(|tun| tun.offloads().tcp);
+        let first = segments.used;
         let count = if offloaded {
             let limit = usize::from(self.segment_limit());
-            let Some(raw) = segments.raw.get_mut(..len) else {
+            let (Some(raw), Some(bufs), Some(lens)) = (
+                segments.raw.get_mut(..len),
+                segments.bufs.get_mut(first..),
+                segments.lens.get_mut(first..),
+            ) else {
                 self.counters.tx_dropped += 1;
                 return;
             };
-            match offload::split(raw, &mut segments.bufs, &mut segments.lens, HEADROOM, limit) {
+            match offload::split(raw, bufs, lens, HEADROOM, limit) {
                 Ok(count) => count,
                 Err(error) => {
                     tracing::debug!(%error, len, "dropping a packet from the TUN");
@@ -578,47 +592,75 @@ impl Daemon {
                 }
             }
         } else {
-            segments.lens[0] = len;
+            let Some(slot) = segments.lens.get_mut(first) else {
+                self.counters.tx_dropped += 1;
+                return;
+            };
+            *slot = len;
             1
         };
         let Some(encap) = self.session.encap().copied() else {
             self.counters.tx_dropped += count as u64;
             return;
         };
-        let mut frames: [&[u8]; offload::MAX_SEGMENTS] = [&[]; offload::MAX_SEGMENTS];
-        let mut ready = 0;
-        for (buf, &len) in segments.bufs.iter_mut().zip(&segments.lens).take(count) {
+        let held = segments
+            .bufs
+            .iter_mut()
+            .zip(&segments.lens)
+            .zip(&mut segments.frames)
+            .skip(first)
+            .take(count);
+        for ((buf, &len), frame) in held {
             if let (Some(ports), Some(packet)) =
                 (&mut self.ports, buf.get(HEADROOM..HEADROOM + len))
             {
                 ports.account(now, Direction::Tx, packet);
             }
-            if let Some(range) =
-                datapath::upstream(buf, len, &encap, self.open, self.mss, &mut self.counters)
-            {
-                if let Some(frame) = buf.get(range) {
-                    frames[ready] = frame;
-                    ready += 1;
+            // A dropped packet (counted) leaves an empty frame, skipped.
+            *frame = datapath::upstream(buf, len, &encap, self.open, self.mss, &mut self.counters)
+                .unwrap_or_default();
+        }
+        segments.used = first + count;
+    }
+
+    /// Sends the frames gathered in `segments`, up to
+    /// [`packet_socket::MAX_BATCH`] per `sendmmsg`, and empties it. What
+    /// the socket does not take (its buffer full) is dropped and counted.
+    fn send_upstream(&mut self, segments: &mut Segments) {
+        let used = std::mem::take(&mut segments.used);
+        let mut held = segments
+            .bufs
+            .iter()
+            .zip(&segments.frames)
+            .take(used)
+            .filter_map(|(buf, frame)| buf.get(frame.clone()))
+            .filter(|frame| !frame.is_empty())
+            .peekable();
+        let mut batch: [&[u8]; MAX_BATCH] = [&[]; MAX_BATCH];
+        while held.peek().is_some() {
+            let mut ready = 0;
+            for (slot, frame) in batch.iter_mut().zip(&mut held) {
+                *slot = frame;
+                ready += 1;
+            }
+            if let Some(capture) = &mut self.capture {
+                for frame in &batch[..ready] {
+                    if let Err(error) = capture.write(frame, SystemTime::now()) {
+                        tracing::warn!(%error, "capture stopped");
+                        self.capture = None;
+                        break;
+                    }
                 }
             }
-        }
-        if let Some(capture) = &mut self.capture {
-            for frame in &frames[..ready] {
-                if let Err(error) = capture.write(frame, SystemTime::now()) {
-                    tracing::warn!(%error, "capture stopped");
-                    self.capture = None;
-                    break;
+            let mut sent = 0;
+            while sent < ready {
+                match self.socket.try_send_batch(&batch[sent..ready]) {
+                    Ok(0) | Err(_) => break,
+                    Ok(taken) => sent += taken,
                 }
             }
+            self.counters.tx_dropped += (ready - sent) as u64;
         }
-        let mut sent = 0;
-        while sent < ready {
-            match self.socket.try_send_batch(&frames[sent..ready]) {
-                Ok(0) | Err(_) => break,
-                Ok(taken) => sent += taken,
-            }
-        }
-        self.counters.tx_dropped += (ready - sent) as u64;
     }
 
     /// The largest IP packet the session carries: the TUN's MTU.
@@ -659,6 +701,11 @@ impl Daemon {
     /// pppd does for a new link: that also restores whatever the user's
     /// ip-up had attached to the interface, which went with it.
     fn on_tun_error(&mut self, now: Instant, error: &std::io::Error) {
+        // A read on a TUN deleted under us (`ip link del`) fails with EBADFD.
+        let error = match error.raw_os_error() {
+            Some(libc::EBADFD) => format!("{} was deleted", self.options.tun_name),
+            _ => error.to_string(),
+        };
         tracing::warn!(%error, interface = %self.options.tun_name, persist = self.options.persist, "the TUN interface failed; ending the session");
         self.tun = None;
         self.open = Open::default();
@@ -1073,6 +1120,8 @@ impl Daemon {
                 tracing::debug!(%error, "cannot turn off the kernel's link-local address");
             }
             tracing::info!(interface = %tun.name(), offloads = ?tun.offloads(), "TUN created");
+            let offloads = tun.offloads();
+            self.coalescer = Coalescer::new(offloads.tcp, offloads.udp);
             self.tun = Some(tun);
         }
         let name = self.options.tun_name.clone();

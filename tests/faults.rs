@@ -141,6 +141,7 @@ fn packet_loss_while_dialing_is_survived() {
     };
     let lab = Lab::up("loss", &["--auth", "pap"]);
     let mut report = Vec::new();
+    let mut dropped_total = 0;
     for (percent, bound) in [(5, 30), (30, 60), (60, 240)] {
         let percent_arg = percent.to_string();
         lab.must("loss", &[&percent_arg, "both"]);
@@ -168,12 +169,19 @@ fn packet_loss_while_dialing_is_survived() {
             counts.join(" ")
         );
         report.push((percent, took, status["redials"].clone()));
-        let dropped: u64 = counts
-            .iter()
-            .filter(|l| l.contains("_dropped="))
-            .filter_map(|l| l.split_once('=').and_then(|(_, v)| v.parse::<u64>().ok()))
-            .sum();
-        assert!(dropped > 0, "the loss rules dropped nothing: {counts:?}");
+        let count = |key: &str| -> u64 {
+            counts
+                .iter()
+                .filter(|l| l.contains(key))
+                .filter_map(|l| l.split_once('=').and_then(|(_, v)| v.parse::<u64>().ok()))
+                .sum()
+        };
+        // At 5 % a dial-up of ~25 frames often loses none; the rules saw them.
+        assert!(
+            count("ingress_seen=") > 0 && count("egress_seen=") > 0,
+            "the loss rules saw no frames: {counts:?}"
+        );
+        dropped_total += count("_dropped=");
         assert!(
             ping(&lab, "192.0.2.1"),
             "no traffic after dialing through {percent}% loss"
@@ -182,7 +190,10 @@ fn packet_loss_while_dialing_is_survived() {
         dialer.signal(Signal::SIGTERM);
         assert_eq!(dialer.wait_exit(Duration::from_secs(15)), Some(0));
     }
-    eprintln!("loss summary (percent, time to up, re-dials): {report:?}");
+    eprintln!(
+        "loss summary (percent, time to up, re-dials): {report:?}; {dropped_total} frames dropped"
+    );
+    assert!(dropped_total > 0, "the loss rules dropped nothing");
 }
 
 /// The server restarted N times in a row (every other time killed silently,
@@ -382,14 +393,16 @@ fn tun_deleted_under_the_daemon_is_recovered() {
         status["last_failure"]
     );
     assert!(
-        dialer.log().contains("pd0 was deleted by someone else"),
+        dialer
+            .log()
+            .contains("the TUN interface failed; ending the session"),
         "no clear log line:\n{}",
         dialer.log()
     );
     assert!(
         status["last_failure"]
             .as_str()
-            .is_some_and(|f| f.contains("TUN")),
+            .is_some_and(|f| f.contains("pd0 was deleted")),
         "{status}"
     );
     assert_ne!(first["session_id"], status["session_id"], "a new session");

@@ -36,6 +36,15 @@ impl From<&Offer> for AcOffer {
     }
 }
 
+/// Send failures that pass by themselves (queues full, memory short).
+fn is_transient(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::WouldBlock
+        || matches!(
+            error.raw_os_error(),
+            Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+        )
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -52,7 +61,15 @@ pub async fn discover(
     let mut buf = vec![0u8; 2048];
     loop {
         while let Some(frame) = discovery.poll_transmit() {
-            socket.send(&frame).await?;
+            match socket.send(&frame).await {
+                Ok(_) => {}
+                // A full queue loses the PADI as the wire could; the
+                // discovery timer sends it again.
+                Err(error) if is_transient(&error) => {
+                    tracing::debug!(%error, "PADI not sent; retrying on the timer");
+                }
+                Err(error) => return Err(error),
+            }
         }
         if discovery.probe_done() {
             break;
@@ -104,4 +121,19 @@ pub fn render(offers: &[AcOffer]) -> String {
         out.push_str("--------------------------------------------------\n");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_full_queues_and_short_memory_are_retried() {
+        for errno in [libc::ENOBUFS, libc::ENOMEM, libc::EAGAIN] {
+            assert!(is_transient(&std::io::Error::from_raw_os_error(errno)));
+        }
+        for errno in [libc::ENETDOWN, libc::ENXIO, libc::EPERM] {
+            assert!(!is_transient(&std::io::Error::from_raw_os_error(errno)));
+        }
+    }
 }

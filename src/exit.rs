@@ -48,7 +48,7 @@ pub const INTERFACE_MISSING: u8 = 8;
 pub const NOT_PERMITTED: u8 = 9;
 
 /// The link was lost (PADT, LCP echo failure, the peer's Terminate-Request,
-/// carrier loss) and `persist` was not set, so the dialer did not re-dial
+/// carrier loss, the TUN deleted under us) and `persist` was not set, so the dialer did not re-dial
 /// (pppd: 16, "the link was terminated by the modem hanging up" and kin).
 pub const LINK_LOST: u8 = 10;
 

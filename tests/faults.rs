@@ -444,6 +444,19 @@ fn tun_deleted_under_the_daemon_is_recovered() {
         lab.logs("all")
     );
     assert!(dialer.try_exit().is_none(), "still running");
+    dialer.signal(Signal::SIGTERM);
+    assert_eq!(dialer.wait_exit(Duration::from_secs(15)), Some(0));
+
+    // Without --persist the deleted TUN ends the dialer as a lost link does.
+    let mut dialer = lab.dial(&["--user", USER, "--password", PASSWORD]);
+    dialer.wait_up(Duration::from_secs(20));
+    assert!(lab.in_client(&["ip", "link", "del", "pd0"]).status.success());
+    assert_eq!(
+        dialer.wait_exit(Duration::from_secs(15)),
+        Some(10),
+        "exit code for a lost link:\n{}",
+        dialer.log()
+    );
 }
 
 /// What one flooding client does.

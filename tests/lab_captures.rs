@@ -62,6 +62,15 @@ fn is_lcp_terminate_request(frame: &[u8]) -> bool {
         && frame[22] == 5
 }
 
+/// Whether a session frame carries IP (0x0021 IPv4, 0x0057 IPv6): from the
+/// client that is the kernel's traffic through the TUN (an IPv6 Router
+/// Solicitation once the link-local address is up), not the machine's.
+fn is_ip_data(frame: &[u8]) -> bool {
+    frame.len() > 22
+        && frame[12..14] == [0x88, 0x64]
+        && matches!(frame[20..22], [0x00, 0x21] | [0x00, 0x57])
+}
+
 /// Replays one recording; returns the session's events.
 fn replay(path: &Path) -> Vec<SessionEvent> {
     let mut args = vec!["portdial", "--iface", "eth0"];
@@ -95,6 +104,9 @@ fn replay(path: &Path) -> Vec<SessionEvent> {
             drain(&mut session, &mut sent, &mut events);
         }
         let (eth, _) = ethernet::Repr::parse(&frame.bytes).unwrap();
+        if eth.src == CLIENT_MAC && is_ip_data(&frame.bytes) {
+            continue;
+        }
         if eth.src == CLIENT_MAC {
             // The daemon closed the session on SIGTERM at this point.
             if compared == sent.len() && is_lcp_terminate_request(&frame.bytes) {
@@ -140,6 +152,15 @@ fn check(auth: &str) {
         _ => None,
     });
     let ipv4 = ipv4.expect("IPv4 came up");
+    // IPv4 first: IPv6CP started only once IPCP had opened, and then came up.
+    let ipv4_at = events
+        .iter()
+        .position(|e| matches!(e, SessionEvent::Ipv4Up(_)));
+    let ipv6_at = events
+        .iter()
+        .position(|e| matches!(e, SessionEvent::Ipv6Up(_)));
+    assert!(ipv6_at.is_some(), "IPv6 came up");
+    assert!(ipv4_at < ipv6_at, "IPv4 before IPv6: {events:?}");
     assert_eq!(ipv4.peer.unwrap().to_string(), "192.0.2.1");
     assert_eq!(ipv4.dns.len(), 2);
     assert!(events

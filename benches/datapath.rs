@@ -2,8 +2,9 @@
 //! the port manager's accounting, with 1k, 10k and 100k live port entries
 //! (one port over and over, and a different port every packet); judging
 //! every port of a full table; mapping 10,000 real sockets to their owner
-//! through /proc; the session machine handling an LCP frame; bytes per port
-//! entry (printed). `cargo bench --bench datapath`; compare figures within
+//! through /proc; the session machine answering an LCP Echo-Request on an
+//! opened session; bytes per port entry and the resident memory of 100k
+//! entries (printed). `cargo bench --bench datapath`; compare figures within
 //! one run.
 
 use std::hint::black_box;
@@ -182,7 +183,7 @@ fn judge_all(c: &mut Criterion) {
                     state: SocketState::Established,
                     owner: OwnerKnowledge::Held,
                 };
-                if judge(Some(entry), &view, &context).verdict
+                if judge(Some(&entry), &view, &context).verdict
                     == portdial::ports::judge::Verdict::Phantom
                 {
                     phantoms += 1;
@@ -193,12 +194,35 @@ fn judge_all(c: &mut Criterion) {
     });
 }
 
+/// This process's resident set, in KiB (`VmRSS` of /proc/self/status).
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmRSS line")
+}
+
 fn entry_size(c: &mut Criterion) {
-    // Not a timing: printed once so the figure sits beside the others.
+    // Not timings: printed once so the figures sit beside the others.
     eprintln!(
-        "bytes per port entry: {}",
-        std::mem::size_of::<portdial::ports::table::PortEntry>()
+        "bytes per port entry: {} touched per packet (one cache line), {} in all",
+        PortTable::HOT_ENTRY_BYTES,
+        PortTable::ENTRY_BYTES
     );
+    // What a table of 100k live entries adds to the resident set (its
+    // indexes included), and the process's whole RSS with it.
+    let before = rss_kib();
+    let table = table_with(100_000);
+    let after = rss_kib();
+    eprintln!(
+        "RSS: a table of {} entries adds {} KiB; the bench process is at {} KiB",
+        table.len(),
+        after.saturating_sub(before),
+        after
+    );
+    drop(table);
     let _ = c;
 }
 
@@ -249,38 +273,162 @@ fn owner_mapping(c: &mut Criterion) {
     drop(held);
 }
 
-fn session_echo(c: &mut Criterion) {
+/// A scripted access concentrator just far enough for LCP to open: PADO and
+/// PADS for the client's PADI and PADR, an LCP Configure-Request without
+/// authentication, and an Ack of the client's request. Returns the session
+/// and the AC's side of its encapsulation.
+fn opened_session(now: Instant) -> (portdial_ppp::session::Session, SessionEncap) {
+    use portdial_ppp::fsm::State;
     use portdial_ppp::session::{Session, SessionConfig};
-    // Bring a session up against the recorded CHAP capture's AC frames is heavy;
-    // instead time the machine's handling of an Echo-Request on an unknown
-    // session: parse, check, drop — the per-frame control-path floor.
-    let config = SessionConfig {
-        our_mac: ENCAP.src,
-        ..SessionConfig::default()
+    use portdial_protocol::control::{self, Code};
+    use portdial_protocol::ethernet::{self, ethertype};
+    use portdial_protocol::lcp::LcpOption;
+    use portdial_protocol::pppoe::{self, Code as PppoeCode, DiscoveryRepr, Tag};
+
+    const COOKIE: &[u8] = b"bench-cookie";
+    let ac = SessionEncap {
+        dst: ENCAP.src,
+        src: ENCAP.dst,
+        vlans: VlanStack::new(),
+        session_id: ENCAP.session_id,
     };
-    let mut session = Session::new(config, [1; 32]);
-    let now = Instant::now();
+    let discovery = |repr: &DiscoveryRepr<'_>| {
+        let eth = ethernet::Repr {
+            dst: ac.dst,
+            src: ac.src,
+            vlans: VlanStack::default(),
+            ethertype: ethertype::PPPOE_DISCOVERY,
+        };
+        let mut frame = vec![0; eth.buffer_len() + repr.buffer_len()];
+        eth.emit(&mut frame);
+        repr.emit(&mut pppoe::Packet::new_unchecked(
+            &mut frame[eth.buffer_len()..],
+        ));
+        frame
+    };
+    let lcp = |code, identifier, data: &[u8]| {
+        let packet = control::Repr {
+            code,
+            identifier,
+            data,
+        }
+        .to_vec();
+        let mut frame = vec![0; HEADROOM + packet.len()];
+        frame[HEADROOM..].copy_from_slice(&packet);
+        let range = ac
+            .encapsulate(&mut frame, HEADROOM, packet.len(), 0xc021)
+            .expect("LCP frame");
+        frame[range].to_vec()
+    };
+
+    let mut session = Session::new(
+        SessionConfig {
+            our_mac: ENCAP.src,
+            ..SessionConfig::default()
+        },
+        [1; 32],
+    );
     session.open(now);
+    for _ in 0..16 {
+        let mut replies = Vec::new();
+        while let Some(frame) = session.poll_transmit() {
+            let (eth, offset) = ethernet::Repr::parse(&frame).expect("the client's frame");
+            if eth.ethertype == ethertype::PPPOE_DISCOVERY {
+                let repr = DiscoveryRepr::parse_bytes(&frame[offset..]).expect("discovery");
+                let mut tags = vec![Tag::ServiceName(repr.service_name().unwrap_or(b""))];
+                if let Some(uniq) = repr.host_uniq() {
+                    tags.push(Tag::HostUniq(uniq));
+                }
+                match repr.code {
+                    PppoeCode::Padi => {
+                        tags.push(Tag::AcName(b"bench-ac"));
+                        tags.push(Tag::AcCookie(COOKIE));
+                        replies.push(discovery(&DiscoveryRepr {
+                            code: PppoeCode::Pado,
+                            session_id: 0,
+                            tags,
+                        }));
+                    }
+                    PppoeCode::Padr => {
+                        replies.push(discovery(&DiscoveryRepr {
+                            code: PppoeCode::Pads,
+                            session_id: ac.session_id,
+                            tags,
+                        }));
+                        let mut options = Vec::new();
+                        LcpOption::Mru(1492).push_to(&mut options);
+                        LcpOption::MagicNumber(0x1a2b_3c4d).push_to(&mut options);
+                        replies.push(lcp(Code::ConfigureRequest, 1, &options));
+                    }
+                    _ => {}
+                }
+            } else if let Ok(decap) = decapsulate(&frame) {
+                let Ok(packet) = control::Repr::parse_bytes(&frame[decap.payload]) else {
+                    continue;
+                };
+                if decap.protocol == 0xc021 && packet.code == Code::ConfigureRequest {
+                    replies.push(lcp(Code::ConfigureAck, packet.identifier, packet.data));
+                }
+            }
+        }
+        for reply in &replies {
+            session.handle_frame(now, reply);
+        }
+        if session.lcp().state() == State::Opened {
+            return (session, ac);
+        }
+    }
+    panic!(
+        "LCP did not open against the scripted AC: {:?}",
+        session.lcp().state()
+    );
+}
+
+/// The session machine answering an LCP Echo-Request on an opened session:
+/// the request parsed and checked, the Echo-Reply built and taken.
+fn session_echo(c: &mut Criterion) {
+    use portdial_protocol::control::{self, Code};
+
+    let now = Instant::now();
+    let (mut session, ac) = opened_session(now);
     while session.poll_transmit().is_some() {}
-    let echo = [0x09u8, 0x01, 0x00, 0x08, 0x12, 0x34, 0x56, 0x78];
-    let mut frame = vec![0u8; HEADROOM + echo.len()];
-    frame[HEADROOM..].copy_from_slice(&echo);
-    let range = ENCAP
-        .encapsulate(&mut frame, HEADROOM, echo.len(), 0xc021)
+    let mut echo = Vec::new();
+    portdial_protocol::lcp::EchoRepr {
+        magic: 0x1a2b_3c4d,
+        data: &[],
+    }
+    .push_to(&mut echo);
+    let request = control::Repr {
+        code: Code::EchoRequest,
+        identifier: 7,
+        data: &echo,
+    }
+    .to_vec();
+    let mut frame = vec![0u8; HEADROOM + request.len()];
+    frame[HEADROOM..].copy_from_slice(&request);
+    let range = ac
+        .encapsulate(&mut frame, HEADROOM, request.len(), 0xc021)
         .unwrap();
     let frame = frame[range].to_vec();
-    c.bench_function("session_handle_echo_frame", |b| {
+    // Once outside the timing: the request is answered.
+    session.handle_frame(now, &frame);
+    let reply = session.poll_transmit().expect("an Echo-Reply");
+    let decap = decapsulate(&reply).unwrap();
+    let answer = control::Repr::parse_bytes(&reply[decap.payload]).unwrap();
+    assert_eq!((answer.code, answer.identifier), (Code::EchoReply, 7));
+    c.bench_function("session_echo_request_answered", |b| {
         b.iter(|| {
             black_box(session.handle_frame(now, black_box(&frame)));
+            black_box(session.poll_transmit())
         })
     });
 }
 
 criterion_group!(
     benches,
+    entry_size,
     per_packet,
     judge_all,
-    entry_size,
     owner_mapping,
     session_echo
 );

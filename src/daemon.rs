@@ -231,7 +231,7 @@ pub async fn run(options: DialConfig) -> Exit {
 
     // Everything that needs more than CAP_NET_ADMIN and CAP_NET_RAW is open
     // now: keep only those two, as --run-as's user if one is configured.
-    match crate::privileges::drop_privileges(options.run_as.as_ref()) {
+    match crate::privileges::drop_privileges(options.run_as.as_ref(), options.name_owners) {
         Ok(kept) => tracing::info!(
             uid = nix::unistd::getuid().as_raw(),
             capabilities = %kept,
@@ -701,18 +701,20 @@ impl Daemon {
     /// pppd does for a new link: that also restores whatever the user's
     /// ip-up had attached to the interface, which went with it.
     fn on_tun_error(&mut self, now: Instant, error: &std::io::Error) {
-        // A read on a TUN deleted under us (`ip link del`) fails with EBADFD.
-        let error = match error.raw_os_error() {
-            Some(libc::EBADFD) => format!("{} was deleted", self.options.tun_name),
-            _ => error.to_string(),
+        // A read on a TUN deleted under us (`ip link del`) fails with EBADFD:
+        // the link is gone as surely as after a PADT (exit 10 without
+        // --persist); any other TUN failure is ours.
+        let (code, error) = match error.raw_os_error() {
+            Some(libc::EBADFD) => (
+                exit::LINK_LOST,
+                format!("{} was deleted", self.options.tun_name),
+            ),
+            _ => (exit::INTERNAL_ERROR, error.to_string()),
         };
         tracing::warn!(%error, interface = %self.options.tun_name, persist = self.options.persist, "the TUN interface failed; ending the session");
         self.tun = None;
         self.open = Open::default();
-        self.local_failure = Some((
-            exit::INTERNAL_ERROR,
-            format!("the TUN interface failed: {error}"),
-        ));
+        self.local_failure = Some((code, format!("the TUN interface failed: {error}")));
         self.session.close(now, "TUN interface lost");
     }
 

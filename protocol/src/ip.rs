@@ -13,6 +13,7 @@ use std::net::IpAddr;
 pub use tcp::TcpFlags;
 
 pub mod checksum;
+mod fast;
 pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
@@ -101,7 +102,17 @@ pub struct FlowInfo {
 /// steps; allocates nothing and verifies no checksum. Errors: the IP header,
 /// or the TCP/UDP/ICMP header of a packet that is not a later fragment, is
 /// truncated or malformed.
+// Always inlined, with its fast path: see `fast` for why.
+#[inline(always)]
 pub fn inspect(ip_packet: &[u8]) -> Result<FlowInfo> {
+    match fast::plain(ip_packet) {
+        Some(flow) => Ok(flow),
+        None => inspect_general(ip_packet),
+    }
+}
+
+/// [`inspect`] for every packet, the plain ones included.
+fn inspect_general(ip_packet: &[u8]) -> Result<FlowInfo> {
     match ip_packet.first().map(|byte| byte >> 4) {
         None => Err(Error::Truncated),
         Some(4) => inspect_v4(ip_packet),
@@ -788,7 +799,79 @@ mod tests {
             let _ = tcp::clamp_mss(&mut copy, 1400);
         }
 
+        #[test]
+        fn the_fast_path_takes_plain_tcp_and_udp_only() {
+            for plain in [&HTTP_SYN[..], &HTTP_GET, &HTTP_ACK, &DHCPV6_SOLICIT] {
+                assert!(fast::plain(plain).is_some());
+                assert_eq!(fast::plain(plain).map(Ok), Some(inspect_general(plain)));
+            }
+            // ICMPv6 behind a hop-by-hop header; a fragment.
+            assert_eq!(fast::plain(&MLD_REPORT), None);
+            let mut fragment = HTTP_GET;
+            fragment[6] |= 0x20;
+            assert_eq!(fast::plain(&fragment), None);
+        }
+
+        /// An IPv4 (no options) or IPv6 (no extension headers) header in
+        /// front of `segment`, lengths as given.
+        fn plain_packet(v6: bool, next: u8, length: u16, segment: &[u8]) -> Vec<u8> {
+            let mut bytes = if v6 {
+                let mut header = DHCPV6_SOLICIT[..40].to_vec();
+                header[4..6].copy_from_slice(&length.to_be_bytes());
+                header[6] = next;
+                header
+            } else {
+                let mut header = HTTP_SYN[..20].to_vec();
+                header[2..4].copy_from_slice(&length.to_be_bytes());
+                header[9] = next;
+                header
+            };
+            bytes.extend_from_slice(segment);
+            bytes
+        }
+
         proptest! {
+            /// The fast path agrees with the general one on everything:
+            /// random bytes, mutated captures, and plain TCP/UDP headers
+            /// with arbitrary fields and lengths.
+            #[test]
+            fn the_fast_path_agrees_with_the_general_one(
+                random in proptest::collection::vec(any::<u8>(), 0..100),
+                index in 0usize..12,
+                edits in proptest::collection::vec((any::<u16>(), any::<u8>()), 0..6),
+                cut in any::<u16>(),
+                v6 in any::<bool>(),
+                next in prop_oneof![Just(protocol::TCP), Just(protocol::UDP), any::<u8>()],
+                length_slack in -4i32..4,
+                mut segment in proptest::collection::vec(any::<u8>(), 0..64),
+                padding in 0usize..3,
+                transport_slack in -2i32..2,
+                tcp_words in 4u8..16,
+            ) {
+                // Transport lengths near the right ones, so that the fast
+                // path accepts many of these and rejects some.
+                if next == protocol::UDP && segment.len() >= 8 {
+                    let claimed = (segment.len() as i32 + transport_slack).max(0) as u16;
+                    segment[4..6].copy_from_slice(&claimed.to_be_bytes());
+                }
+                if next == protocol::TCP && segment.len() >= 20 {
+                    segment[12] = tcp_words << 4 | (segment[12] & 0x0f);
+                }
+                let mut mutated = all_fixtures()[index].to_vec();
+                for (at, value) in edits {
+                    let at = usize::from(at) % mutated.len();
+                    mutated[at] = value;
+                }
+                mutated.truncate(usize::from(cut) % (mutated.len() + 1));
+                let header_len = if v6 { 0 } else { 20 };
+                let length = (segment.len() as i32 + header_len + length_slack).max(0) as u16;
+                let mut built = plain_packet(v6, next, length, &segment);
+                built.extend(std::iter::repeat_n(0, padding));
+                for bytes in [&random, &mutated, &built] {
+                    prop_assert_eq!(inspect(bytes), inspect_general(bytes));
+                }
+            }
+
             #[test]
             fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..160)) {
                 touch_everything(&bytes);

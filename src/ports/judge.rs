@@ -598,7 +598,6 @@ mod tests {
     fn a_download_is_alive_and_unsolicited_data_is_not() {
         let mut e = entry(Proto::Tcp, 0);
         e.request_seen = true;
-        e.last_request = Some(0);
         e.rx_data_packets = 5000;
         e.last_rx_data = Some(10 * MIN);
         e.last_rx_progress = Some(10 * MIN);

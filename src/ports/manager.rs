@@ -433,6 +433,7 @@ impl PortManager {
         if !owners.complete {
             tracing::warn!(
                 reason = owners.why_incomplete.as_deref().unwrap_or("-"),
+                hint = "--name-owners keeps CAP_SYS_PTRACE, which reading them needs",
                 "cannot read every /proc/PID/fd: owners unknown, judging by traffic only"
             );
         }
@@ -449,7 +450,7 @@ impl PortManager {
             .filter(|s| {
                 self.table
                     .get(s.proto, s.local.port())
-                    .is_some_and(|e| entry_is_of(s, e))
+                    .is_some_and(|e| entry_is_of(s, &e))
             })
             .map(|s| (s.proto, s.local.port()))
             .collect();
@@ -471,7 +472,7 @@ impl PortManager {
             let remote_port = socket
                 .remote
                 .map(|r| r.port())
-                .or(entry.map(|e| e.remote.port));
+                .or(entry.as_ref().map(|e| e.remote.port));
             let class = self.config.classes.classify(
                 owner.map(|o| o.comm.as_str()),
                 owner.map(|o| o.uid).or(Some(socket.uid)),
@@ -490,8 +491,8 @@ impl PortManager {
                 session_addresses: &self.addresses,
                 previous_addresses: &self.old_addresses,
             };
-            let judgement = judge(entry, &view, &context);
-            let row = row(socket, owner, entry, &class.name, &judgement, tick);
+            let judgement = judge(entry.as_ref(), &view, &context);
+            let row = row(socket, owner, entry.as_ref(), &class.name, &judgement, tick);
             judged.push((*socket, owner.cloned(), class.mode, judgement, row));
         }
         for (socket, owner, mode, judgement, mut row) in judged {
@@ -712,8 +713,7 @@ impl PortManager {
         let entry: Option<PortEntry> = self
             .table
             .get(socket.proto, port)
-            .filter(|e| entry_is_of(socket, e))
-            .cloned();
+            .filter(|e| entry_is_of(socket, e));
         let method = match destroy(socket) {
             Ok(()) => "sock_destroy",
             Err(error) => match DestroyFailure::of(&error) {
@@ -1236,11 +1236,7 @@ mod tests {
         // port's entry carries its addresses and sequence numbers.
         serve(&mut manager, now, server, first, 1_000);
         serve(&mut manager, now, server, second, 7_000_000);
-        let entry = manager
-            .table()
-            .get(Proto::Tcp, 8080)
-            .expect("entry")
-            .clone();
+        let entry = manager.table().get(Proto::Tcp, 8080).expect("entry");
         assert_eq!(SocketAddr::new(entry.remote.ip, entry.remote.port), second);
         let first_socket = established("192.0.2.10:8080", "198.51.100.7:50000");
         let second_socket = established("192.0.2.10:8080", "203.0.113.9:40000");
@@ -1253,7 +1249,7 @@ mod tests {
         let (_, mut destroy) = destroyer(|| Ok(()));
         assert!(manager.release_socket(&first_socket, None, "test", &mut outcome, &mut destroy));
         assert!(outcome.to_session.is_empty() && outcome.to_tun.is_empty());
-        assert_eq!(manager.table().get(Proto::Tcp, 8080), Some(&entry));
+        assert_eq!(manager.table().get(Proto::Tcp, 8080), Some(entry.clone()));
         // Where SOCK_DESTROY is refused, no reset is injected for it either:
         // the one the entry allows would reset the second connection.
         let mut outcome = Outcome::default();

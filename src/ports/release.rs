@@ -240,7 +240,7 @@ mod tests {
         for (at, (direction, packet)) in packets.iter().enumerate() {
             table.account(at as u32, *direction, packet).unwrap();
         }
-        table.get(Proto::Tcp, local.port()).unwrap().clone()
+        table.get(Proto::Tcp, local.port()).unwrap()
     }
 
     /// Parses a built packet back, checking every checksum; returns its flow.
@@ -332,9 +332,9 @@ mod tests {
             &tcp(local, remote, 77, 0, SYN, 9, &[], &[]),
         );
         let entry = table.get(Proto::Tcp, 40001).unwrap();
-        let flow = parse_verified(&tcp_rst_to_remote(entry).unwrap());
+        let flow = parse_verified(&tcp_rst_to_remote(&entry).unwrap());
         assert_eq!((flow.tcp_flags, flow.seq, flow.ack), (TcpFlags::RST, 78, 0));
-        assert_eq!(tcp_rst_to_local(entry), None);
+        assert_eq!(tcp_rst_to_local(&entry), None);
         // Mixed or unspecified addresses.
         let mut mixed = tcp_session(local, remote);
         mixed.remote.ip = remote_v6(0).ip();
@@ -349,7 +349,7 @@ mod tests {
         for (local, remote, code) in [(v4(5353), remote_v4(53), 3), (v6(5353), remote_v6(53), 4)] {
             let mut table = PortTable::new(2);
             table.account(0, Direction::Tx, &udp(local, remote, b"query"));
-            let entry = table.get(Proto::Udp, 5353).unwrap().clone();
+            let entry = table.get(Proto::Udp, 5353).unwrap();
             assert_eq!(tcp_rst_to_remote(&entry), None);
             let bytes = udp_unreachable_to_local(&entry).unwrap();
             let flow = parse_verified(&bytes);
@@ -506,10 +506,10 @@ mod tests {
                     recv_matching(&tun, |f| is_tcp_to_peer(f) && f.ack == their_seq).await;
                 table.account(5, Direction::Tx, &ack).expect("accounted");
 
-                let entry = table.get(Proto::Tcp, local.port()).expect("entry").clone();
-                assert!(entry.request_seen && entry.http_seen);
+                let entry = table.get(Proto::Tcp, local.port()).expect("entry");
+                assert!(entry.request_seen);
                 assert_eq!((entry.snd_nxt, entry.snd_acked), (our_next, our_next));
-                assert_eq!((entry.rcv_nxt, entry.our_ack), (their_seq, their_seq));
+                assert_eq!(entry.rcv_nxt, their_seq);
                 assert_eq!((entry.tx_data_packets, entry.rx_data_packets), (1, 1));
                 // The reset for the remote starts where the local socket's
                 // next segment would.
@@ -539,7 +539,7 @@ mod tests {
 
                 let entry = table.get(Proto::Tcp, local.port()).expect("entry");
                 assert_eq!(entry.rcv_nxt, their_seq.wrapping_add(4));
-                let reset = tcp_rst_to_local(entry).expect("rst to local");
+                let reset = tcp_rst_to_local(&entry).expect("rst to local");
                 tun.send(&reset).await.expect("write the reset");
                 let error = tokio::time::timeout(WAIT, stream.read(&mut buffer))
                     .await
@@ -572,7 +572,7 @@ mod tests {
 
                 let entry = table.get(Proto::Udp, local.port()).expect("entry");
                 assert_eq!((entry.udp_answered, entry.udp_unanswered), (1, 0));
-                let refusal = udp_unreachable_to_local(entry).expect("unreachable");
+                let refusal = udp_unreachable_to_local(&entry).expect("unreachable");
                 tun.send(&refusal).await.expect("write the error");
                 let error = tokio::time::timeout(WAIT, socket.recv(&mut buffer))
                     .await

@@ -3,9 +3,22 @@
 //! with what the judge needs to tell a live port from a phantom one and what
 //! [`super::release`] needs to build valid resets.
 //!
-//! One [`ip::inspect`] per packet, one array lookup, a few additions: no
-//! allocation and no hashing of the key. Memory is fixed when the table is
+//! One [`ip::inspect`] per packet, one array lookup, a 32-bit fingerprint of
+//! the addresses, a few additions: no allocation and no hashing of the key. Memory is fixed when the table is
 //! made: two 65,536-slot indexes (256 KiB each) and `max_entries` entries.
+//!
+//! Each entry is stored in two halves, split by what reads and writes them:
+//! - `Hot`, one 64-byte cache line: what every packet updates (times,
+//!   the low bits of the counters, TCP sequence progress or the UDP
+//!   exchange) and a fingerprint of the flow's addresses;
+//! - `Cold`: the addresses and ports, SYN/FIN/RST and ICMP error counts,
+//!   the high bits of the counters and rarely changing times. A packet
+//!   touches it only when something there changes: a new remote (the
+//!   fingerprint differs), a SYN, FIN or RST, a counter carry, the receive
+//!   window closing.
+//!
+//! Readers (the judge, `portdial ports`, the release builders) get a
+//! [`PortEntry`], a plain snapshot of both halves.
 
 use std::net::IpAddr;
 
@@ -22,36 +35,14 @@ const EMPTY: u32 = u32::MAX;
 /// More entries than this can never be used: one per port per protocol.
 pub const MAX_TRACKABLE: usize = 2 * PORTS;
 
-/// How many distinct remotes an entry remembers (as fingerprints) to count
-/// distinct remotes without allocating.
-pub const RECENT_REMOTES: usize = 3;
-
-/// Request lines of HTTP/1 (RFC 9110 §9 methods, followed by the space of
-/// the request line).
-const HTTP_METHODS: [&[u8]; 8] = [
-    b"GET ",
-    b"POST ",
-    b"HEAD ",
-    b"PUT ",
-    b"DELETE ",
-    b"OPTIONS ",
-    b"PATCH ",
-    b"CONNECT ",
-];
-
-/// What the data path saw of one local (protocol, port).
+/// What the data path saw of one local (protocol, port): a snapshot the
+/// table assembles for readers ([`PortTable::get`], [`PortTable::iter`]).
 ///
 /// Times are [`Tick`]s; compare them with wrapping arithmetic. Counters
 /// saturate. TCP sequence numbers are compared modulo 2^32 (RFC 9293 §3.4).
 /// The sequence state follows the port's latest connection: a SYN restarts
 /// the side that sent it (a listening port's entry mixes its connections,
 /// and its sequence state is that of the last one).
-///
-/// `proto` and `port` are the entry's key in its [`PortTable`]: changing
-/// them through [`PortTable::get_mut`] does not move the entry.
-///
-/// Size: 216 bytes on 64-bit targets (a test asserts at most 224); the nine
-/// `Option<Tick>` take 72 of them, the two addresses 37.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortEntry {
     pub proto: Proto,
@@ -60,12 +51,6 @@ pub struct PortEntry {
     pub local_ip: IpAddr,
     /// The remote of the last packet.
     pub remote: Remote,
-    /// Distinct remotes seen, approximately: a remote counts again when it
-    /// returns after [`RECENT_REMOTES`] others. Saturates.
-    pub remote_count: u16,
-    /// Fingerprints of the latest distinct remotes (a ring; the first
-    /// `min(remote_count, RECENT_REMOTES)` are filled). Internal to counting.
-    pub recent_remotes: [u32; RECENT_REMOTES],
 
     /// When the first packet for this port was seen.
     pub first_seen: Tick,
@@ -83,9 +68,6 @@ pub struct PortEntry {
     /// Packets carrying payload, per direction.
     pub tx_data_packets: u32,
     pub rx_data_packets: u32,
-    /// TCP segments with ACK and nothing else: no payload, SYN, FIN or RST.
-    pub tx_pure_acks: u32,
-    pub rx_pure_acks: u32,
     /// TCP segments with these flags, per direction.
     pub syn_tx: u16,
     pub syn_rx: u16,
@@ -94,11 +76,9 @@ pub struct PortEntry {
     pub rst_tx: u16,
     pub rst_rx: u16,
 
-    /// Some TCP segment gave us sequence state (`snd_known || rcv_known`).
-    pub tcp_seen: bool,
     /// `snd_nxt` and `snd_acked` are known.
     pub snd_known: bool,
-    /// `rcv_nxt` and `our_ack` are known.
+    /// `rcv_nxt` is known.
     pub rcv_known: bool,
     /// The highest seq + len (+1 for SYN and FIN) we sent: what the remote
     /// expects next, so the sequence number of a reset it accepts.
@@ -108,12 +88,11 @@ pub struct PortEntry {
     pub snd_acked: u32,
     /// When `snd_acked` last advanced: the peer takes our data.
     pub last_ack_progress: Option<Tick>,
-    /// The highest seq + len (+1 for SYN and FIN) the peer sent: what the
-    /// local socket expects next (or, after a gap, the end of its highest
-    /// SACK block), so the sequence number of a reset it accepts.
+    /// The highest seq + len (+1 for SYN and FIN) the peer sent, or the
+    /// highest acknowledgement we sent if beyond (after a gap, the end of
+    /// its highest SACK block): what the local socket expects next, so the
+    /// sequence number of a reset it accepts.
     pub rcv_nxt: u32,
-    /// The highest acknowledgement we sent.
-    pub our_ack: u32,
     /// When `rcv_nxt` last advanced, by a segment carrying data, SYN or FIN.
     pub last_rx_progress: Option<Tick>,
     /// Since when we advertise a zero window (the application stopped
@@ -127,13 +106,9 @@ pub struct PortEntry {
     /// When the last such exchange completed.
     pub last_answer: Option<Tick>,
 
-    /// An HTTP/1 request line went out on this port: from then on only
-    /// request lines count as requests (a long POST body is not many).
-    pub http_seen: bool,
-    /// A request went out: an HTTP request line, or any payload on a port
-    /// that never sent one.
+    /// A request went out: the port sent payload (so data arriving later
+    /// may be its response).
     pub request_seen: bool,
-    pub last_request: Option<Tick>,
 
     /// ICMP or ICMPv6 errors quoting this port's packets, either way.
     pub icmp_errors: u32,
@@ -153,17 +128,29 @@ fn segment_end(flow: &FlowInfo) -> u32 {
         .wrapping_add(u32::from(flags.contains(TcpFlags::FIN)))
 }
 
-/// FNV-1a over the remote's address and port: a compact identity for
-/// counting distinct remotes.
-fn fingerprint(remote: &Remote) -> u32 {
-    let mut hash: u32 = 0x811c_9dc5;
-    let mut eat = |byte: u8| hash = (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193);
-    match remote.ip {
-        IpAddr::V4(v4) => v4.octets().into_iter().for_each(&mut eat),
-        IpAddr::V6(v6) => v6.octets().into_iter().for_each(&mut eat),
-    }
-    remote.port.to_be_bytes().into_iter().for_each(&mut eat);
-    hash
+/// A 32-bit fingerprint of a packet's local address, remote address and
+/// remote port, so a packet finds out whether its endpoints changed
+/// without reading the cold half. Multiply-rotate mixing (as FxHash);
+/// distinct endpoints collide with probability about 2^-32, in which case
+/// the entry keeps the previous addresses until the next change.
+///
+/// The addresses are taken by reference: copying the `IpAddr`s out of the
+/// freshly built `FlowInfo` loaded them with wider loads than they were
+/// stored with, and that failed store forwarding (a third of the
+/// accounting's time, perf).
+fn fingerprint(local: &IpAddr, remote: &IpAddr, remote_port: u16) -> u32 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(K);
+    let eat = |hash: u64, address: &IpAddr| match address {
+        IpAddr::V4(v4) => mix(hash, u64::from(v4.to_bits())),
+        IpAddr::V6(v6) => {
+            let bits = v6.to_bits();
+            // The family is in the word count: 2 words, not 1.
+            mix(mix(hash, (bits >> 64) as u64), bits as u64)
+        }
+    };
+    let hash = mix(eat(eat(0, local), remote), u64::from(remote_port));
+    (hash >> 32) as u32
 }
 
 fn bump(counter: &mut u32) {
@@ -174,245 +161,410 @@ fn bump16(counter: &mut u16) {
     *counter = counter.saturating_add(1);
 }
 
-impl PortEntry {
-    /// A fresh entry, first seen at `now`, with nothing counted yet.
-    pub fn new(proto: Proto, port: u16, local_ip: IpAddr, remote: Remote, now: Tick) -> PortEntry {
-        let mut recent_remotes = [0; RECENT_REMOTES];
-        recent_remotes[0] = fingerprint(&remote);
-        PortEntry {
-            proto,
-            port,
-            local_ip,
-            remote,
-            remote_count: 1,
-            recent_remotes,
-            first_seen: now,
-            last_tx: None,
-            last_rx: None,
-            last_tx_data: None,
-            last_rx_data: None,
-            tx_packets: 0,
-            rx_packets: 0,
+/// One more packet on a counter split in a hot low half and a cold high
+/// half (together a saturating u32): the high half is touched once per
+/// 65,536 packets.
+fn add_packet(low: &mut u16, high: &mut u16) {
+    match low.checked_add(1) {
+        Some(sum) => *low = sum,
+        None if *high < u16::MAX => {
+            *high += 1;
+            *low = 0;
+        }
+        None => {}
+    }
+}
+
+/// `amount` more bytes on a counter split in a hot low half and a cold
+/// high half (together a saturating u64): the high half is touched once
+/// per 4 GiB.
+fn add_bytes(low: &mut u32, high: &mut u32, amount: u32) {
+    let (sum, carry) = low.overflowing_add(amount);
+    if !carry {
+        *low = sum;
+    } else if *high < u32::MAX {
+        *high += 1;
+        *low = sum;
+    } else {
+        *low = u32::MAX;
+    }
+}
+
+/// Bits of [`Hot::flags`].
+mod flag {
+    /// `snd_nxt` and `snd_acked` are known.
+    pub const SND_KNOWN: u8 = 1 << 0;
+    /// `rcv_nxt` is known.
+    pub const RCV_KNOWN: u8 = 1 << 1;
+    /// `last_ack_progress` holds a time.
+    pub const ACK_PROGRESS: u8 = 1 << 2;
+    /// `last_rx_progress` holds a time.
+    pub const RX_PROGRESS: u8 = 1 << 3;
+    /// We advertise a zero window since [`super::Cold::zero_window_since`].
+    pub const ZERO_WINDOW: u8 = 1 << 4;
+}
+
+/// The per-packet half of an entry: one cache line.
+///
+/// A time whose counter is still 0 means "never" (`last_tx` before the
+/// first packet sent, `last_answer` before the first answer); the others
+/// have a presence bit in `flags`. Counters hold their low bits here, the
+/// high bits in [`Cold`].
+#[derive(Debug, Clone)]
+#[repr(align(64))]
+struct Hot {
+    last_tx: Tick,
+    last_rx: Tick,
+    last_tx_data: Tick,
+    last_rx_data: Tick,
+    tx_bytes: u32,
+    rx_bytes: u32,
+    tx_packets: u16,
+    rx_packets: u16,
+    tx_data_packets: u16,
+    rx_data_packets: u16,
+    /// [`fingerprint`] of the endpoints stored in the cold half.
+    endpoints: u32,
+    /// [`flag`] bits.
+    flags: u8,
+    exchange: Exchange,
+}
+
+// The point of the split: one cache line per packet.
+const _: () = assert!(std::mem::size_of::<Hot>() == 64);
+
+/// What each protocol follows packet by packet.
+#[derive(Debug, Clone)]
+enum Exchange {
+    Tcp(TcpProgress),
+    Udp(UdpExchange),
+}
+
+/// TCP sequence state (see [`PortEntry`] for each field).
+#[derive(Debug, Clone, Default)]
+struct TcpProgress {
+    snd_nxt: u32,
+    snd_acked: u32,
+    rcv_nxt: u32,
+    last_ack_progress: Tick,
+    last_rx_progress: Tick,
+}
+
+/// UDP request/response state (see [`PortEntry`]).
+#[derive(Debug, Clone, Default)]
+struct UdpExchange {
+    unanswered: u32,
+    answered: u32,
+    last_answer: Tick,
+}
+
+/// The half of an entry packets touch only when it changes.
+#[derive(Debug, Clone)]
+struct Cold {
+    /// The entry's key: its slot in the index.
+    proto: Proto,
+    port: u16,
+    local_ip: IpAddr,
+    remote: Remote,
+    first_seen: Tick,
+    zero_window_since: Tick,
+    icmp_errors: u32,
+    syn: [u16; 2],
+    fin: [u16; 2],
+    rst: [u16; 2],
+    tx_bytes_high: u32,
+    rx_bytes_high: u32,
+    tx_packets_high: u16,
+    rx_packets_high: u16,
+    tx_data_packets_high: u16,
+    rx_data_packets_high: u16,
+}
+
+/// Index of a direction in the cold half's per-direction arrays.
+fn side(direction: Direction) -> usize {
+    match direction {
+        Direction::Tx => 0,
+        Direction::Rx => 1,
+    }
+}
+
+impl Hot {
+    fn new(proto: Proto, endpoints: u32) -> Hot {
+        Hot {
+            last_tx: 0,
+            last_rx: 0,
+            last_tx_data: 0,
+            last_rx_data: 0,
             tx_bytes: 0,
             rx_bytes: 0,
+            tx_packets: 0,
+            rx_packets: 0,
             tx_data_packets: 0,
             rx_data_packets: 0,
-            tx_pure_acks: 0,
-            rx_pure_acks: 0,
-            syn_tx: 0,
-            syn_rx: 0,
-            fin_tx: 0,
-            fin_rx: 0,
-            rst_tx: 0,
-            rst_rx: 0,
-            tcp_seen: false,
-            snd_known: false,
-            rcv_known: false,
-            snd_nxt: 0,
-            snd_acked: 0,
-            last_ack_progress: None,
-            rcv_nxt: 0,
-            our_ack: 0,
-            last_rx_progress: None,
-            zero_window_since: None,
-            udp_unanswered: 0,
-            udp_answered: 0,
-            last_answer: None,
-            http_seen: false,
-            request_seen: false,
-            last_request: None,
-            icmp_errors: 0,
+            endpoints,
+            flags: 0,
+            exchange: match proto {
+                Proto::Tcp => Exchange::Tcp(TcpProgress::default()),
+                Proto::Udp => Exchange::Udp(UdpExchange::default()),
+            },
         }
     }
 
-    fn note_remote(&mut self, remote: Remote) {
-        if remote == self.remote {
-            return;
-        }
-        let print = fingerprint(&remote);
-        let filled = usize::from(self.remote_count).min(RECENT_REMOTES);
-        if !self.recent_remotes.iter().take(filled).any(|&p| p == print) {
-            let slot = usize::from(self.remote_count) % RECENT_REMOTES;
-            if let Some(entry) = self.recent_remotes.get_mut(slot) {
-                *entry = print;
-            }
-            bump16(&mut self.remote_count);
-        }
-        self.remote = remote;
+    fn has(&self, bit: u8) -> bool {
+        self.flags & bit != 0
     }
 
-    /// Counts one packet of this port's flow (not an ICMP error); `payload`
-    /// is its TCP or UDP data (possibly cut short).
-    fn record(&mut self, now: Tick, direction: Direction, flow: &FlowInfo, payload: &[u8]) {
-        let bytes = u64::from(flow.total_len);
+    /// Counts one packet of this port's flow (not an ICMP error).
+    #[inline]
+    fn record(&mut self, now: Tick, direction: Direction, flow: &FlowInfo, cold: &mut Cold) {
         let has_data = flow.payload_len > 0;
-        let flags = flow.tcp_flags;
-        let tcp = self.proto == Proto::Tcp;
-        let pure_ack = tcp
-            && !has_data
-            && flags.contains(TcpFlags::ACK)
-            && (flags & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST)).is_empty();
         match direction {
             Direction::Tx => {
-                bump(&mut self.tx_packets);
-                self.tx_bytes = self.tx_bytes.saturating_add(bytes);
-                self.last_tx = Some(now);
+                add_packet(&mut self.tx_packets, &mut cold.tx_packets_high);
+                add_bytes(&mut self.tx_bytes, &mut cold.tx_bytes_high, flow.total_len);
+                self.last_tx = now;
                 if has_data {
-                    bump(&mut self.tx_data_packets);
-                    self.last_tx_data = Some(now);
-                    self.note_request(now, payload);
-                }
-                if pure_ack {
-                    bump(&mut self.tx_pure_acks);
-                }
-                if tcp {
-                    self.count_flags(flags, Direction::Tx);
-                    self.tcp_sent(now, flow);
-                } else {
-                    bump(&mut self.udp_unanswered);
+                    add_packet(&mut self.tx_data_packets, &mut cold.tx_data_packets_high);
+                    self.last_tx_data = now;
                 }
             }
             Direction::Rx => {
-                bump(&mut self.rx_packets);
-                self.rx_bytes = self.rx_bytes.saturating_add(bytes);
-                self.last_rx = Some(now);
+                add_packet(&mut self.rx_packets, &mut cold.rx_packets_high);
+                add_bytes(&mut self.rx_bytes, &mut cold.rx_bytes_high, flow.total_len);
+                self.last_rx = now;
                 if has_data {
-                    bump(&mut self.rx_data_packets);
-                    self.last_rx_data = Some(now);
+                    add_packet(&mut self.rx_data_packets, &mut cold.rx_data_packets_high);
+                    self.last_rx_data = now;
                 }
-                if pure_ack {
-                    bump(&mut self.rx_pure_acks);
+            }
+        }
+        match &mut self.exchange {
+            Exchange::Tcp(tcp) => {
+                let flags = flow.tcp_flags;
+                let control = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST;
+                if !(flags & control).is_empty() {
+                    cold.count_flags(flags, direction);
                 }
-                if tcp {
-                    self.count_flags(flags, Direction::Rx);
-                    self.tcp_received(now, flow);
-                } else {
-                    if self.udp_unanswered > 0 {
-                        bump(&mut self.udp_answered);
-                        self.last_answer = Some(now);
+                match direction {
+                    Direction::Tx => tcp.sent(&mut self.flags, now, flow, cold),
+                    Direction::Rx => tcp.received(&mut self.flags, now, flow),
+                }
+            }
+            Exchange::Udp(udp) => match direction {
+                Direction::Tx => bump(&mut udp.unanswered),
+                Direction::Rx => {
+                    if udp.unanswered > 0 {
+                        bump(&mut udp.answered);
+                        udp.last_answer = now;
                     }
-                    self.udp_unanswered = 0;
+                    udp.unanswered = 0;
                 }
-            }
+            },
         }
     }
+}
 
-    fn note_request(&mut self, now: Tick, payload: &[u8]) {
-        let request_line = HTTP_METHODS
-            .iter()
-            .any(|method| payload.starts_with(method));
-        if request_line {
-            self.http_seen = true;
-        }
-        if request_line || !self.http_seen {
-            self.request_seen = true;
-            self.last_request = Some(now);
-        }
-    }
-
-    fn count_flags(&mut self, flags: TcpFlags, direction: Direction) {
-        let (syn, fin, rst) = match direction {
-            Direction::Tx => (&mut self.syn_tx, &mut self.fin_tx, &mut self.rst_tx),
-            Direction::Rx => (&mut self.syn_rx, &mut self.fin_rx, &mut self.rst_rx),
-        };
-        for (flag, counter) in [
-            (TcpFlags::SYN, syn),
-            (TcpFlags::FIN, fin),
-            (TcpFlags::RST, rst),
-        ] {
-            if flags.contains(flag) {
-                bump16(counter);
-            }
-        }
-    }
-
+impl TcpProgress {
     /// Sequence state from a segment we sent. A reset changes none.
-    fn tcp_sent(&mut self, now: Tick, flow: &FlowInfo) {
+    fn sent(&mut self, state: &mut u8, now: Tick, flow: &FlowInfo, cold: &mut Cold) {
         let flags = flow.tcp_flags;
         if flags.contains(TcpFlags::RST) {
             return;
         }
         let end = segment_end(flow);
         let syn = flags.contains(TcpFlags::SYN);
-        if syn || !self.snd_known {
+        if syn || *state & flag::SND_KNOWN == 0 {
             // Our side (re)starts here: nothing of it is acknowledged yet.
             self.snd_nxt = end;
             self.snd_acked = flow.seq;
-            self.snd_known = true;
+            *state |= flag::SND_KNOWN;
         } else if seq_after(end, self.snd_nxt) {
             self.snd_nxt = end;
         }
         if flags.contains(TcpFlags::ACK) {
-            if !self.rcv_known {
+            if *state & flag::RCV_KNOWN == 0 {
                 // First sight mid-stream: what we acknowledge is what the
                 // peer sent.
                 self.rcv_nxt = flow.ack;
-                self.our_ack = flow.ack;
-                self.rcv_known = true;
-            } else if seq_after(flow.ack, self.our_ack) {
-                self.our_ack = flow.ack;
-                if seq_after(flow.ack, self.rcv_nxt) {
-                    self.rcv_nxt = flow.ack;
-                }
+                *state |= flag::RCV_KNOWN;
+            } else if seq_after(flow.ack, self.rcv_nxt) {
+                self.rcv_nxt = flow.ack;
             }
         } else if syn {
             // Our SYN opens a new connection: the peer's side is unknown
             // until its SYN-ACK.
-            self.rcv_known = false;
+            *state &= !flag::RCV_KNOWN;
         }
         // RFC 9293 §3.8.6.2.2: window 0 means the receive buffer is full,
         // that is, the application does not read.
         if flow.window == 0 {
-            self.zero_window_since.get_or_insert(now);
+            if *state & flag::ZERO_WINDOW == 0 {
+                *state |= flag::ZERO_WINDOW;
+                cold.zero_window_since = now;
+            }
         } else {
-            self.zero_window_since = None;
+            *state &= !flag::ZERO_WINDOW;
         }
-        self.tcp_seen = true;
     }
 
     /// Sequence state from a segment the peer sent. A reset changes none.
-    fn tcp_received(&mut self, now: Tick, flow: &FlowInfo) {
+    fn received(&mut self, state: &mut u8, now: Tick, flow: &FlowInfo) {
         let flags = flow.tcp_flags;
         if flags.contains(TcpFlags::RST) {
             return;
         }
         let end = segment_end(flow);
         let syn = flags.contains(TcpFlags::SYN);
-        if syn || !self.rcv_known {
+        if syn || *state & flag::RCV_KNOWN == 0 {
             self.rcv_nxt = end;
-            // Nothing of the peer's (new) side is acknowledged by us yet.
-            self.our_ack = flow.seq;
-            self.rcv_known = true;
+            *state |= flag::RCV_KNOWN;
             if end != flow.seq {
-                self.last_rx_progress = Some(now);
+                self.last_rx_progress = now;
+                *state |= flag::RX_PROGRESS;
             }
         } else if seq_after(end, self.rcv_nxt) {
             self.rcv_nxt = end;
-            self.last_rx_progress = Some(now);
+            self.last_rx_progress = now;
+            *state |= flag::RX_PROGRESS;
         }
         if flags.contains(TcpFlags::ACK) {
-            if !self.snd_known {
+            if *state & flag::SND_KNOWN == 0 {
                 // First sight mid-stream: the peer expects what it acks.
                 self.snd_nxt = flow.ack;
                 self.snd_acked = flow.ack;
-                self.snd_known = true;
+                *state |= flag::SND_KNOWN;
             } else if seq_after(flow.ack, self.snd_acked) && !seq_after(flow.ack, self.snd_nxt) {
                 self.snd_acked = flow.ack;
-                self.last_ack_progress = Some(now);
+                self.last_ack_progress = now;
+                *state |= flag::ACK_PROGRESS;
             }
         } else if syn {
             // The peer opens a new connection: our side restarts with our
             // SYN-ACK.
-            self.snd_known = false;
+            *state &= !flag::SND_KNOWN;
         }
-        self.tcp_seen = true;
     }
 }
 
-/// The table of [`PortEntry`]s, one per local (protocol, port).
+impl Cold {
+    fn new(proto: Proto, port: u16, local_ip: IpAddr, remote: Remote, now: Tick) -> Cold {
+        Cold {
+            proto,
+            port,
+            local_ip,
+            remote,
+            first_seen: now,
+            zero_window_since: 0,
+            icmp_errors: 0,
+            syn: [0; 2],
+            fin: [0; 2],
+            rst: [0; 2],
+            tx_bytes_high: 0,
+            rx_bytes_high: 0,
+            tx_packets_high: 0,
+            rx_packets_high: 0,
+            tx_data_packets_high: 0,
+            rx_data_packets_high: 0,
+        }
+    }
+
+    #[cold]
+    fn count_flags(&mut self, flags: TcpFlags, direction: Direction) {
+        let at = side(direction);
+        for (flag, counters) in [
+            (TcpFlags::SYN, &mut self.syn),
+            (TcpFlags::FIN, &mut self.fin),
+            (TcpFlags::RST, &mut self.rst),
+        ] {
+            if flags.contains(flag) {
+                if let Some(counter) = counters.get_mut(at) {
+                    bump16(counter);
+                }
+            }
+        }
+    }
+}
+
+/// A counter from its split halves.
+fn joined16(high: u16, low: u16) -> u32 {
+    u32::from(high) << 16 | u32::from(low)
+}
+
+fn joined32(high: u32, low: u32) -> u64 {
+    u64::from(high) << 32 | u64::from(low)
+}
+
+impl PortEntry {
+    /// A fresh entry, first seen at `now`, with nothing counted yet.
+    pub fn new(proto: Proto, port: u16, local_ip: IpAddr, remote: Remote, now: Tick) -> PortEntry {
+        let endpoints = fingerprint(&local_ip, &remote.ip, remote.port);
+        PortEntry::from_halves(
+            &Hot::new(proto, endpoints),
+            &Cold::new(proto, port, local_ip, remote, now),
+        )
+    }
+
+    // Inlined so that the snapshot is built where the caller keeps it: a
+    // scan makes one per port, and moving them was most of its time (perf).
+    #[inline(always)]
+    fn from_halves(hot: &Hot, cold: &Cold) -> PortEntry {
+        let at = |time: Tick, present: bool| present.then_some(time);
+        let tx_packets = joined16(cold.tx_packets_high, hot.tx_packets);
+        let rx_packets = joined16(cold.rx_packets_high, hot.rx_packets);
+        let tx_data_packets = joined16(cold.tx_data_packets_high, hot.tx_data_packets);
+        let rx_data_packets = joined16(cold.rx_data_packets_high, hot.rx_data_packets);
+        let (tcp, udp) = match &hot.exchange {
+            Exchange::Tcp(tcp) => (tcp.clone(), UdpExchange::default()),
+            Exchange::Udp(udp) => (TcpProgress::default(), udp.clone()),
+        };
+        let [syn_tx, syn_rx] = cold.syn;
+        let [fin_tx, fin_rx] = cold.fin;
+        let [rst_tx, rst_rx] = cold.rst;
+        PortEntry {
+            proto: cold.proto,
+            port: cold.port,
+            local_ip: cold.local_ip,
+            remote: cold.remote,
+            first_seen: cold.first_seen,
+            last_tx: at(hot.last_tx, tx_packets > 0),
+            last_rx: at(hot.last_rx, rx_packets > 0),
+            last_tx_data: at(hot.last_tx_data, tx_data_packets > 0),
+            last_rx_data: at(hot.last_rx_data, rx_data_packets > 0),
+            tx_packets,
+            rx_packets,
+            tx_bytes: joined32(cold.tx_bytes_high, hot.tx_bytes),
+            rx_bytes: joined32(cold.rx_bytes_high, hot.rx_bytes),
+            tx_data_packets,
+            rx_data_packets,
+            syn_tx,
+            syn_rx,
+            fin_tx,
+            fin_rx,
+            rst_tx,
+            rst_rx,
+            snd_known: hot.has(flag::SND_KNOWN),
+            rcv_known: hot.has(flag::RCV_KNOWN),
+            snd_nxt: tcp.snd_nxt,
+            snd_acked: tcp.snd_acked,
+            last_ack_progress: at(tcp.last_ack_progress, hot.has(flag::ACK_PROGRESS)),
+            rcv_nxt: tcp.rcv_nxt,
+            last_rx_progress: at(tcp.last_rx_progress, hot.has(flag::RX_PROGRESS)),
+            zero_window_since: at(cold.zero_window_since, hot.has(flag::ZERO_WINDOW)),
+            udp_unanswered: udp.unanswered,
+            udp_answered: udp.answered,
+            last_answer: at(udp.last_answer, udp.answered > 0),
+            request_seen: tx_data_packets > 0,
+            icmp_errors: cold.icmp_errors,
+        }
+    }
+}
+
+/// The table of port entries, one per local (protocol, port).
 ///
 /// Each protocol has a flat index of 65,536 slots (`u32::MAX` = no entry)
-/// into a slab of entries preallocated to `max_entries`, with a free list.
+/// into two parallel slabs (the hot and cold halves) preallocated to
+/// `max_entries`, with a free list. A slot is live when the index of its
+/// key points back at it.
 ///
 /// **When full**, a packet for a port without an entry is not tracked: it is
 /// only counted in [`PortTable::untracked_packets`], and the table does not
@@ -423,13 +575,10 @@ impl PortEntry {
 /// history.
 #[derive(Debug, Clone)]
 pub struct PortTable {
-    /// Per protocol (see [`proto_slot`]), port → slot in `slots`.
+    /// Per protocol (see [`proto_slot`]), port → slot in the slabs.
     index: [Box<[u32; PORTS]>; 2],
-    /// The slab; `None` marks a free slot (also listed in `free`).
-    slots: Vec<Option<PortEntry>>,
-    /// Each slot's key, kept apart so a caller editing an entry's
-    /// `proto`/`port` cannot break the index.
-    keys: Vec<(Proto, u16)>,
+    hot: Vec<Hot>,
+    cold: Vec<Cold>,
     free: Vec<u32>,
     len: usize,
     max_entries: usize,
@@ -452,14 +601,21 @@ fn empty_index() -> Box<[u32; PORTS]> {
 }
 
 impl PortTable {
+    /// Bytes of memory one entry takes: its hot and cold halves (the two
+    /// indexes, 512 KiB, come on top whatever the size).
+    pub const ENTRY_BYTES: usize =
+        std::mem::size_of::<Hot>() + std::mem::size_of::<Cold>() + std::mem::size_of::<u32>();
+    /// Bytes of an entry's half that every packet touches.
+    pub const HOT_ENTRY_BYTES: usize = std::mem::size_of::<Hot>();
+
     /// A table for at most `max_entries` ports (capped at [`MAX_TRACKABLE`]),
     /// with all its memory allocated now.
     pub fn new(max_entries: usize) -> PortTable {
         let max_entries = max_entries.min(MAX_TRACKABLE);
         PortTable {
             index: [empty_index(), empty_index()],
-            slots: Vec::with_capacity(max_entries),
-            keys: Vec::with_capacity(max_entries),
+            hot: Vec::with_capacity(max_entries),
+            cold: Vec::with_capacity(max_entries),
             free: Vec::with_capacity(max_entries),
             len: 0,
             max_entries,
@@ -481,74 +637,77 @@ impl PortTable {
         direction: Direction,
         ip_packet: &[u8],
     ) -> Option<(Proto, u16)> {
-        let flow = ip::inspect(ip_packet).ok()?;
+        // Matched by reference: moving the `FlowInfo` out of the `Result`
+        // copied it with wider loads than it was stored with, and that
+        // failed store forwarding (perf).
+        let parsed = ip::inspect(ip_packet);
+        let Ok(flow) = &parsed else {
+            return None;
+        };
         if flow.fragment == Fragment::Later {
             return None;
         }
         let proto = Proto::from_ip_protocol(flow.protocol)?;
-        let source = (flow.src, flow.src_port);
-        let destination = (flow.dst, flow.dst_port);
         let outbound = (direction == Direction::Tx) != flow.quoted;
-        let ((local_ip, port), (remote_ip, remote_port)) = if outbound {
-            (source, destination)
+        let (local_ip, port, remote_ip, remote_port) = if outbound {
+            (&flow.src, flow.src_port, &flow.dst, flow.dst_port)
         } else {
-            (destination, source)
+            (&flow.dst, flow.dst_port, &flow.src, flow.src_port)
         };
-        let remote = Remote {
-            ip: remote_ip,
+        let endpoints = fingerprint(local_ip, remote_ip, remote_port);
+        let remote = || Remote {
+            ip: *remote_ip,
             port: remote_port,
         };
-        let entry = self.entry_for(proto, port, local_ip, remote, now)?;
+        let position = match self.position(proto, port) {
+            Some(position) => position,
+            None => self.insert(proto, port, *local_ip, remote(), endpoints, now)?,
+        };
+        let (hot, cold) = (self.hot.get_mut(position)?, self.cold.get_mut(position)?);
         if flow.quoted {
-            bump(&mut entry.icmp_errors);
+            bump(&mut cold.icmp_errors);
             return Some((proto, port));
         }
-        entry.local_ip = local_ip;
-        entry.note_remote(remote);
-        let start = usize::from(flow.payload_offset);
-        let end = start.saturating_add(usize::from(flow.payload_len));
-        let payload = ip_packet
-            .get(start..end.min(ip_packet.len()))
-            .unwrap_or_default();
-        entry.record(now, direction, &flow, payload);
+        if hot.endpoints != endpoints {
+            hot.endpoints = endpoints;
+            cold.local_ip = *local_ip;
+            cold.remote = remote();
+        }
+        hot.record(now, direction, flow, cold);
         Some((proto, port))
     }
 
-    /// The entry for (proto, port), made if there is room.
-    fn entry_for(
+    /// A new entry for (proto, port), which has none, if there is room.
+    #[cold]
+    fn insert(
         &mut self,
         proto: Proto,
         port: u16,
         local_ip: IpAddr,
         remote: Remote,
+        endpoints: u32,
         now: Tick,
-    ) -> Option<&mut PortEntry> {
-        let index = &mut self.index[proto_slot(proto)];
-        let slot = &mut index[usize::from(port)];
-        if *slot == EMPTY {
-            let position = if let Some(free) = self.free.pop() {
-                free as usize
-            } else if self.slots.len() < self.max_entries {
-                // Within the capacity reserved in `new`: no reallocation.
-                self.slots.push(None);
-                self.keys.push((proto, port));
-                self.slots.len() - 1
-            } else {
-                self.untracked = self.untracked.saturating_add(1);
-                return None;
-            };
-            if let (Some(entry), Some(key)) =
-                (self.slots.get_mut(position), self.keys.get_mut(position))
-            {
-                *entry = Some(PortEntry::new(proto, port, local_ip, remote, now));
-                *key = (proto, port);
-            }
-            // max_entries ≤ MAX_TRACKABLE, so every position fits below EMPTY.
-            *slot = position as u32;
-            self.len += 1;
-        }
-        let position = *slot as usize;
-        self.slots.get_mut(position)?.as_mut()
+    ) -> Option<usize> {
+        let hot = Hot::new(proto, endpoints);
+        let cold = Cold::new(proto, port, local_ip, remote, now);
+        let position = if let Some(free) = self.free.pop() {
+            let position = free as usize;
+            *self.hot.get_mut(position)? = hot;
+            *self.cold.get_mut(position)? = cold;
+            position
+        } else if self.hot.len() < self.max_entries {
+            // Within the capacity reserved in `new`: no reallocation.
+            self.hot.push(hot);
+            self.cold.push(cold);
+            self.hot.len() - 1
+        } else {
+            self.untracked = self.untracked.saturating_add(1);
+            return None;
+        };
+        // max_entries ≤ MAX_TRACKABLE, so every position fits below EMPTY.
+        self.index[proto_slot(proto)][usize::from(port)] = position as u32;
+        self.len += 1;
+        Some(position)
     }
 
     fn position(&self, proto: Proto, port: u16) -> Option<usize> {
@@ -558,26 +717,26 @@ impl PortTable {
         }
     }
 
-    pub fn get(&self, proto: Proto, port: u16) -> Option<&PortEntry> {
-        self.slots.get(self.position(proto, port)?)?.as_ref()
+    /// The entry at `position` if it is live.
+    #[inline(always)]
+    fn entry_at(&self, position: usize) -> Option<PortEntry> {
+        let cold = self.cold.get(position)?;
+        if self.position(cold.proto, cold.port) != Some(position) {
+            return None;
+        }
+        Some(PortEntry::from_halves(self.hot.get(position)?, cold))
     }
 
-    pub fn get_mut(&mut self, proto: Proto, port: u16) -> Option<&mut PortEntry> {
-        let position = self.position(proto, port)?;
-        self.slots.get_mut(position)?.as_mut()
+    /// A snapshot of the entry of (proto, port).
+    pub fn get(&self, proto: Proto, port: u16) -> Option<PortEntry> {
+        self.entry_at(self.position(proto, port)?)
     }
 
     /// Removes and returns the entry of (proto, port); its slot is reused.
     pub fn remove(&mut self, proto: Proto, port: u16) -> Option<PortEntry> {
         let position = self.position(proto, port)?;
-        self.release_slot(position)
-    }
-
-    fn release_slot(&mut self, position: usize) -> Option<PortEntry> {
-        let entry = self.slots.get_mut(position)?.take()?;
-        if let Some(&(proto, port)) = self.keys.get(position) {
-            self.index[proto_slot(proto)][usize::from(port)] = EMPTY;
-        }
+        let entry = self.entry_at(position)?;
+        self.index[proto_slot(proto)][usize::from(port)] = EMPTY;
         // Within the preallocated capacity: one free slot per slot.
         self.free.push(position as u32);
         self.len -= 1;
@@ -586,17 +745,18 @@ impl PortTable {
 
     /// Keeps the entries for which `keep` is true and removes the others.
     pub fn retain(&mut self, mut keep: impl FnMut(&PortEntry) -> bool) {
-        for position in 0..self.slots.len() {
-            let unwanted = matches!(self.slots.get(position), Some(Some(entry)) if !keep(entry));
-            if unwanted {
-                self.release_slot(position);
+        for position in 0..self.cold.len() {
+            if let Some(entry) = self.entry_at(position) {
+                if !keep(&entry) {
+                    self.remove(entry.proto, entry.port);
+                }
             }
         }
     }
 
-    /// The entries, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = &PortEntry> {
-        self.slots.iter().flatten()
+    /// Snapshots of the entries, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = PortEntry> + '_ {
+        (0..self.cold.len()).filter_map(|position| self.entry_at(position))
     }
 
     pub fn len(&self) -> usize {
@@ -619,10 +779,10 @@ impl PortTable {
 
     /// Removes every entry; the memory stays allocated.
     pub fn clear(&mut self) {
-        for (proto, port) in self.keys.drain(..) {
-            self.index[proto_slot(proto)][usize::from(port)] = EMPTY;
+        for cold in self.cold.drain(..) {
+            self.index[proto_slot(cold.proto)][usize::from(cold.port)] = EMPTY;
         }
-        self.slots.clear();
+        self.hot.clear();
         self.free.clear();
         self.len = 0;
     }
@@ -774,14 +934,73 @@ mod tests {
 
     #[test]
     fn entry_size() {
-        let size = core::mem::size_of::<PortEntry>();
-        eprintln!("size_of::<PortEntry>() = {size}");
-        // 216 on x86_64: the nine Option<Tick> the judge reads take 72
-        // bytes, the two addresses 37, the counters 68. 224 leaves room for
-        // one more field; 4096 entries then take under 900 KiB.
-        assert!(size <= 224, "{size}");
-        // A free slot costs nothing more than an entry.
-        assert_eq!(core::mem::size_of::<Option<PortEntry>>(), size);
+        eprintln!(
+            "hot {} + cold {} + free list 4 = {} bytes per entry",
+            PortTable::HOT_ENTRY_BYTES,
+            core::mem::size_of::<Cold>(),
+            PortTable::ENTRY_BYTES
+        );
+        // A packet touches one cache line of its entry (also asserted at
+        // compile time next to `Hot`); 100k entries stay under 16 MB.
+        const {
+            assert!(PortTable::HOT_ENTRY_BYTES == 64);
+            assert!(PortTable::ENTRY_BYTES <= 160);
+        }
+    }
+
+    #[test]
+    fn split_counters_carry_and_saturate() {
+        let (mut low, mut high) = (u16::MAX - 1, 0);
+        add_packet(&mut low, &mut high);
+        assert_eq!(joined16(high, low), 65_535);
+        add_packet(&mut low, &mut high);
+        assert_eq!((joined16(high, low), high, low), (65_536, 1, 0));
+        let (mut low, mut high) = (u16::MAX, u16::MAX);
+        add_packet(&mut low, &mut high);
+        assert_eq!(joined16(high, low), u32::MAX);
+
+        let (mut low, mut high) = (u32::MAX - 10, 7);
+        add_bytes(&mut low, &mut high, 1500);
+        assert_eq!(joined32(high, low), (8u64 << 32) + 1489);
+        let (mut low, mut high) = (u32::MAX - 10, u32::MAX);
+        add_bytes(&mut low, &mut high, 1500);
+        assert_eq!(joined32(high, low), u64::MAX);
+    }
+
+    #[test]
+    fn counters_carry_into_the_cold_half() {
+        let mut table = PortTable::new(2);
+        let packet = udp(v4(10, 4000), remote_v4(1, 53), b"x");
+        table.account(0, Direction::Tx, &packet);
+        let position = table.position(Proto::Udp, 4000).unwrap();
+        table.hot[position].tx_packets = u16::MAX;
+        table.hot[position].tx_bytes = u32::MAX - 5;
+        table.account(1, Direction::Tx, &packet);
+        let e = table.get(Proto::Udp, 4000).unwrap();
+        assert_eq!(e.tx_packets, 65_536);
+        assert_eq!(e.tx_bytes, u64::from(u32::MAX - 5) + packet.len() as u64);
+        assert_eq!((e.tx_data_packets, e.last_tx), (2, Some(1)));
+    }
+
+    #[test]
+    fn fingerprints_tell_endpoints_apart() {
+        let a: IpAddr = Ipv4Addr::new(192, 0, 2, 10).into();
+        let b: IpAddr = Ipv4Addr::new(198, 51, 100, 7).into();
+        let a6: IpAddr = "2001:db8::c000:20a".parse().unwrap();
+        let mapped: IpAddr = "::ffff:192.0.2.10".parse().unwrap();
+        let prints = [
+            fingerprint(&a, &b, 53),
+            fingerprint(&a, &b, 54),
+            fingerprint(&b, &a, 53),
+            fingerprint(&a6, &b, 53),
+            fingerprint(&mapped, &b, 53),
+        ];
+        for (i, x) in prints.iter().enumerate() {
+            for y in &prints[i + 1..] {
+                assert_ne!(x, y);
+            }
+        }
+        assert_eq!(fingerprint(&a, &b, 53), prints[0]);
     }
 
     /// The whole HTTP exchange of bug-4810_pppoe-session-http.pcap (30
@@ -815,7 +1034,7 @@ mod tests {
             ip: Ipv4Addr::new(142, 250, 179, 131).into(),
             port: 80,
         };
-        assert_eq!((e.remote, e.remote_count), (server, 1));
+        assert_eq!(e.remote, server);
         // 16 frames from the client, 14 from the server.
         assert_eq!((e.tx_packets, e.rx_packets), (16, 14));
         // Client: 60 (SYN) + 129 (GET) + 14 × 52; server: 60 (SYN-ACK) +
@@ -823,16 +1042,14 @@ mod tests {
         assert_eq!((e.tx_bytes, e.rx_bytes), (917, 16167));
         // Data: the GET (frame 4); 11 segments of the response.
         assert_eq!((e.tx_data_packets, e.rx_data_packets), (1, 11));
-        // Pure ACKs: frames 3, 10, 14, 18-20, 22-27, 30; frame 5.
-        assert_eq!((e.tx_pure_acks, e.rx_pure_acks), (13, 1));
         assert_eq!((e.syn_tx, e.syn_rx, e.fin_tx, e.fin_rx), (1, 1, 1, 1));
         assert_eq!((e.rst_tx, e.rst_rx), (0, 0));
         // Frame 28 (client FIN): seq 3569186466, nxtseq 3569186467; frame 29
         // (server FIN) seq 1345062180 ack 3569186467, nxtseq 1345062181;
         // frame 30 acks 1345062181.
-        assert!(e.tcp_seen && e.snd_known && e.rcv_known);
+        assert!(e.snd_known && e.rcv_known);
         assert_eq!((e.snd_nxt, e.snd_acked), (3569186467, 3569186467));
-        assert_eq!((e.rcv_nxt, e.our_ack), (1345062181, 1345062181));
+        assert_eq!(e.rcv_nxt, 1345062181);
         // Times (ms): SYN at 0, GET at 12.485, last data at 178.782 (frame
         // 21), server FIN at 191.293 (acks our FIN, advances rcv_nxt).
         assert_eq!(e.first_seen, 0);
@@ -840,8 +1057,7 @@ mod tests {
         assert_eq!((e.last_tx, e.last_rx), (Some(192), Some(191)));
         assert_eq!(e.last_ack_progress, Some(191));
         assert_eq!(e.last_rx_progress, Some(191));
-        assert!(e.http_seen && e.request_seen);
-        assert_eq!(e.last_request, Some(12));
+        assert!(e.request_seen);
         assert_eq!(e.zero_window_since, None);
         assert_eq!((e.udp_unanswered, e.udp_answered, e.icmp_errors), (0, 0, 0));
     }
@@ -863,8 +1079,6 @@ mod tests {
         assert_eq!((e.snd_acked, e.last_ack_progress), (3569186466, Some(16)));
         // Frame 9 (173.938 ms) brought data up to 1345052421.
         assert_eq!((e.rcv_nxt, e.last_rx_progress), (1345052421, Some(173)));
-        // Frame 10 acked 1345048167.
-        assert_eq!(e.our_ack, 1345048167);
     }
 
     #[test]
@@ -886,8 +1100,7 @@ mod tests {
             (e.udp_unanswered, e.udp_answered, e.last_answer),
             (2, 0, None)
         );
-        assert!(e.request_seen && !e.http_seen);
-        assert_eq!(e.last_request, Some(200));
+        assert!(e.request_seen);
         account(&mut table, 300, Direction::Rx, &answer);
         account(&mut table, 310, Direction::Rx, &answer);
         account(&mut table, 400, Direction::Tx, &query);
@@ -900,7 +1113,7 @@ mod tests {
         assert_eq!((e.tx_data_packets, e.rx_data_packets), (4, 3));
         assert_eq!((e.last_tx_data, e.last_rx_data), (Some(600), Some(500)));
         assert_eq!(e.tx_bytes, 4 * (20 + 8 + 5));
-        assert_eq!((e.tx_pure_acks, e.syn_tx, e.tcp_seen), (0, 0, false));
+        assert_eq!((e.syn_tx, e.snd_known, e.rcv_known), (0, false, false));
     }
 
     #[test]
@@ -975,7 +1188,11 @@ mod tests {
         let packet = |port| tcp(v4(10, port), server, 1, 0, SYN, 1000, &[], &[]);
         assert!(table.account(0, Direction::Tx, &packet(1001)).is_some());
         assert!(table.account(0, Direction::Tx, &packet(1002)).is_some());
-        let capacity = (table.slots.capacity(), table.free.capacity());
+        let capacity = (
+            table.hot.capacity(),
+            table.cold.capacity(),
+            table.free.capacity(),
+        );
         assert_eq!(table.account(0, Direction::Tx, &packet(1003)), None);
         assert_eq!(table.account(0, Direction::Tx, &packet(1003)), None);
         assert_eq!((table.len(), table.untracked_packets()), (2, 2));
@@ -990,7 +1207,14 @@ mod tests {
         assert!(table.account(9, Direction::Tx, &packet(1003)).is_some());
         assert_eq!(table.get(Proto::Tcp, 1003).unwrap().first_seen, 9);
         assert_eq!(table.len(), 2);
-        assert_eq!((table.slots.capacity(), table.free.capacity()), capacity);
+        assert_eq!(
+            (
+                table.hot.capacity(),
+                table.cold.capacity(),
+                table.free.capacity()
+            ),
+            capacity
+        );
         assert_eq!(table.max_entries(), 2);
         // A huge request is capped.
         assert_eq!(PortTable::new(usize::MAX).max_entries(), MAX_TRACKABLE);
@@ -1021,10 +1245,12 @@ mod tests {
             ports,
             [(Proto::Tcp, 10), (Proto::Udp, 10), (Proto::Udp, 12)]
         );
-        // An entry whose key fields a caller changed still leaves cleanly.
-        table.get_mut(Proto::Udp, 12).unwrap().port = 999;
-        assert_eq!(table.remove(Proto::Udp, 12).unwrap().port, 999);
+        // A freed slot reused by another port: the old key stays gone.
+        assert_eq!(table.remove(Proto::Udp, 12).unwrap().port, 12);
+        table.account(0, Direction::Tx, &udp(v4(10, 13), server, b"x"));
         assert!(table.get(Proto::Udp, 12).is_none());
+        assert_eq!(table.get(Proto::Udp, 13).unwrap().tx_packets, 1);
+        assert_eq!((table.iter().count(), table.len()), (3, 3));
         table.clear();
         assert!(table.is_empty());
         assert_eq!(table.iter().count(), 0);
@@ -1034,27 +1260,26 @@ mod tests {
     }
 
     #[test]
-    fn distinct_remotes_are_counted() {
+    fn addresses_follow_the_last_packet() {
         let mut table = PortTable::new(2);
-        let local = v4(10, 5353);
-        for (now, last) in [(0, 1), (1, 1), (2, 2), (3, 1), (4, 3), (5, 2)] {
-            table.account(now, Direction::Tx, &udp(local, remote_v4(last, 53), b"q"));
+        let remote = |last| Remote {
+            ip: remote_v4(last, 0).ip(),
+            port: 53,
+        };
+        for (now, last) in [(0, 1), (1, 1), (2, 2), (3, 1)] {
+            table.account(
+                now,
+                Direction::Tx,
+                &udp(v4(10, 5353), remote_v4(last, 53), b"q"),
+            );
+            assert_eq!(table.get(Proto::Udp, 5353).unwrap().remote, remote(last));
         }
+        // The local address changes too (a new session address), and an
+        // answer from the same remote names it from the other side.
+        table.account(4, Direction::Rx, &udp(remote_v4(1, 53), v4(11, 5353), b"a"));
         let e = table.get(Proto::Udp, 5353).unwrap();
-        assert_eq!(e.remote_count, 3);
-        assert_eq!(
-            e.remote,
-            Remote {
-                ip: remote_v4(2, 0).ip(),
-                port: 53
-            }
-        );
-        // A fourth and fifth remote push the first out of the ring: it counts
-        // again when it returns (the count is approximate by design).
-        for (now, last) in [(6, 4), (7, 5), (8, 1)] {
-            table.account(now, Direction::Tx, &udp(local, remote_v4(last, 53), b"q"));
-        }
-        assert_eq!(table.get(Proto::Udp, 5353).unwrap().remote_count, 6);
+        assert_eq!((e.local_ip, e.remote), (v4(11, 0).ip(), remote(1)));
+        assert_eq!((e.tx_packets, e.rx_packets, e.udp_answered), (4, 1, 1));
     }
 
     #[test]
@@ -1096,7 +1321,7 @@ mod tests {
             b"GET /",
         );
         let e = table.get(Proto::Tcp, 50000).unwrap();
-        assert_eq!((e.snd_nxt, e.rcv_nxt, e.our_ack), (3, u32::MAX, u32::MAX));
+        assert_eq!((e.snd_nxt, e.rcv_nxt), (3, u32::MAX));
         assert_eq!(e.last_ack_progress, Some(1));
         // The peer acks across the wrap: progress.
         rx(&mut table, 4, u32::MAX, 3, ACK, b"");
@@ -1131,7 +1356,7 @@ mod tests {
         tx(&mut table, 13, 77, 0, TcpFlags::RST, b"");
         let e = table.get(Proto::Tcp, 50000).unwrap();
         assert_eq!((e.snd_nxt, e.rst_tx, e.zero_window_since), (3, 1, None));
-        assert!(e.http_seen && e.request_seen);
+        assert!(e.request_seen);
     }
 
     #[test]
@@ -1149,29 +1374,24 @@ mod tests {
         let ack = tcp(v4(10, 50002), server, 100, 900, ACK, 1000, &[], b"");
         table.account(1, Direction::Tx, &ack);
         let e = table.get(Proto::Tcp, 50002).unwrap();
-        assert_eq!((e.snd_nxt, e.rcv_nxt, e.our_ack), (100, 900, 900));
+        assert_eq!((e.snd_nxt, e.rcv_nxt), (100, 900));
     }
 
     #[test]
-    fn http_requests_are_request_lines_once_http_is_seen() {
+    fn a_request_is_any_payload_sent() {
         let (local, server) = (v4(10, 50003), remote_v4(80, 80));
         let mut table = PortTable::new(2);
-        let post = tcp(
-            local,
-            server,
-            1,
-            1,
-            ACK,
-            9,
-            &[],
-            b"POST /upload HTTP/1.1\r\n",
-        );
-        table.account(10, Direction::Tx, &post);
-        let body = tcp(local, server, 24, 1, ACK, 9, &[], b"...body...");
-        table.account(20, Direction::Tx, &body);
+        let pushed = tcp(server, local, 1, 1, ACK, 9, &[], b"unasked");
+        table.account(10, Direction::Rx, &pushed);
+        assert!(!table.get(Proto::Tcp, 50003).unwrap().request_seen);
+        let ack = tcp(local, server, 1, 8, ACK, 9, &[], b"");
+        table.account(15, Direction::Tx, &ack);
+        assert!(!table.get(Proto::Tcp, 50003).unwrap().request_seen);
+        let post = tcp(local, server, 1, 8, ACK, 9, &[], b"POST / HTTP/1.1\r\n");
+        table.account(20, Direction::Tx, &post);
         let e = table.get(Proto::Tcp, 50003).unwrap();
-        assert!(e.http_seen && e.request_seen);
-        assert_eq!((e.last_request, e.last_tx_data), (Some(10), Some(20)));
+        assert!(e.request_seen);
+        assert_eq!(e.last_tx_data, Some(20));
     }
 
     #[test]
@@ -1218,7 +1438,7 @@ mod tests {
             ),
         ) {
             let mut table = PortTable::new(8);
-            let capacity = (table.slots.capacity(), table.keys.capacity(), table.free.capacity());
+            let capacity = (table.hot.capacity(), table.cold.capacity(), table.free.capacity());
             for (tx, now, packet) in packets {
                 let direction = if tx { Direction::Tx } else { Direction::Rx };
                 if let Some((proto, port)) = table.account(now, direction, &packet) {
@@ -1231,7 +1451,7 @@ mod tests {
             }
             prop_assert_eq!(table.iter().count(), table.len());
             prop_assert_eq!(
-                (table.slots.capacity(), table.keys.capacity(), table.free.capacity()),
+                (table.hot.capacity(), table.cold.capacity(), table.free.capacity()),
                 capacity
             );
         }

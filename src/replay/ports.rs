@@ -115,7 +115,7 @@ pub fn ports(
         .iter()
         .map(|entry| {
             let class = classes.classify(None, None, Some(entry.remote.port));
-            let state = inferred_state(entry);
+            let state = inferred_state(&entry);
             let view = SocketView {
                 proto: entry.proto,
                 local: std::net::SocketAddr::new(entry.local_ip, entry.port),
@@ -129,7 +129,7 @@ pub fn ports(
                 session_addresses: &accounting.local_addresses,
                 previous_addresses: &[],
             };
-            let judgement = judge(Some(entry), &view, &context);
+            let judgement = judge(Some(&entry), &view, &context);
             let seconds =
                 |t: Option<Tick>| t.map(|t| f64::from(accounting.now.wrapping_sub(t)) / 1000.0);
             PortRow {

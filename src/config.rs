@@ -251,6 +251,13 @@ pub struct DialArgs {
     #[arg(long, value_name = "USER")]
     pub run_as: Option<String>,
 
+    /// Let the port manager name the process owning each socket: keeps
+    /// CAP_SYS_PTRACE to read other processes' /proc/PID/fd. Without it a
+    /// socket's owner is known by its uid only, and classes match by uid and
+    /// remote port.
+    #[arg(long)]
+    pub name_owners: bool,
+
     /// Write every frame sent and received to this pcap file (PAP passwords
     /// masked unless --capture-secrets).
     #[arg(long, value_name = "FILE.pcap")]
@@ -363,6 +370,7 @@ struct FileConfig {
     run_as: Option<String>,
     capture: Option<PathBuf>,
     capture_secrets: Option<bool>,
+    name_owners: Option<bool>,
     ip_up: Option<PathBuf>,
     ip_down: Option<PathBuf>,
     state_file: Option<PathBuf>,
@@ -508,6 +516,8 @@ pub struct DialConfig {
     pub capture: Option<PathBuf>,
     /// Keep PAP passwords in the capture.
     pub capture_secrets: bool,
+    /// Keep CAP_SYS_PTRACE so the port manager can name sockets' processes.
+    pub name_owners: bool,
     pub ip_up: Option<PathBuf>,
     pub ip_down: Option<PathBuf>,
     pub state_file: PathBuf,
@@ -865,6 +875,7 @@ fn resolve_layers(
         run_as,
         capture: args.capture.clone().or_else(|| file.capture.clone()),
         capture_secrets: flag(args.capture_secrets, file.capture_secrets),
+        name_owners: flag(args.name_owners, file.name_owners),
         ip_up,
         ip_down,
         state_file: args

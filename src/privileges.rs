@@ -7,7 +7,9 @@
 //! it also becomes that user (primary group only), keeping the same two
 //! capabilities across the uid change. The two are also made ambient so that
 //! the ip-up/ip-down and release hooks can configure the network the way
-//! pppd's hooks can, and nothing more.
+//! pppd's hooks can, and nothing more. With `--name-owners` it keeps
+//! CAP_SYS_PTRACE as well, which reading another process's /proc/PID/fd needs
+//! (the port manager's owner names), but never makes that one ambient.
 //!
 //! Capabilities are per thread: this runs on the daemon's only thread, before
 //! the runtime starts any other (the blocking pool is spawned later, from
@@ -65,21 +67,26 @@ impl fmt::Display for Kept {
     }
 }
 
-/// Keeps CAP_NET_ADMIN and CAP_NET_RAW (those of them we have), drops every
-/// other capability, and becomes `run_as` if given.
-pub fn drop_privileges(run_as: Option<&RunAs>) -> Result<Kept, PrivilegeError> {
+/// Keeps CAP_NET_ADMIN and CAP_NET_RAW (those of them we have), and
+/// CAP_SYS_PTRACE if `name_owners`; drops every other capability, and becomes
+/// `run_as` if given.
+pub fn drop_privileges(run_as: Option<&RunAs>, name_owners: bool) -> Result<Kept, PrivilegeError> {
     let permitted = caps::read(None, CapSet::Permitted)?;
-    let keep: CapsHashSet = KEEP
+    let for_hooks: CapsHashSet = KEEP
         .into_iter()
         .filter(|capability| permitted.contains(capability))
         .collect();
+    let mut keep = for_hooks.clone();
+    if name_owners && permitted.contains(&Capability::CAP_SYS_PTRACE) {
+        keep.insert(Capability::CAP_SYS_PTRACE);
+    }
 
     // The bounding set limits what any program we start (hooks) can gain,
     // including a setuid-root one. Shrinking it needs CAP_SETPCAP, which a
     // daemon started with only the two capabilities lacks and does not need.
     if caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP)? {
         for capability in caps::all() {
-            if !keep.contains(&capability)
+            if !for_hooks.contains(&capability)
                 && caps::has_cap(None, CapSet::Bounding, capability).unwrap_or(false)
             {
                 caps::drop(None, CapSet::Bounding, capability)?;
@@ -104,9 +111,9 @@ pub fn drop_privileges(run_as: Option<&RunAs>) -> Result<Kept, PrivilegeError> {
     // Effective first: it must stay a subset of permitted at every step.
     caps::set(None, CapSet::Effective, &keep)?;
     caps::set(None, CapSet::Permitted, &keep)?;
-    caps::set(None, CapSet::Inheritable, &keep)?;
+    caps::set(None, CapSet::Inheritable, &for_hooks)?;
     caps::clear(None, CapSet::Ambient)?;
-    for capability in &keep {
+    for capability in &for_hooks {
         caps::raise(None, CapSet::Ambient, *capability)?;
     }
 

@@ -91,7 +91,8 @@ fn pap_session_carries_traffic_and_dns_and_ends_with_padt() {
     assert!(routes.contains("dev pd0"), "--default-route: {routes}");
     let hook_env = lab.dir.join("hook.sh.up.env");
     assert!(
-        eventually(Duration::from_secs(5), || hook_env.exists()),
+        // Written by the shell's redirection: created first, filled after.
+        eventually(Duration::from_secs(5), || !file_text(&hook_env).is_empty()),
         "ip-up did not run"
     );
     let env = file_text(&hook_env);
@@ -600,6 +601,8 @@ fn released_port_is_reconnected_by_the_example_application() {
         &password,
         "--on-release",
         &hook_arg,
+        // The release names the application's pid.
+        "--name-owners",
     ]);
     dialer.wait_up(Duration::from_secs(20));
     let example = portdial().parent().unwrap().join("examples/reconnect");

@@ -505,6 +505,8 @@ fn dial_args(password: &str, config: &str, extra: &[&str]) -> Vec<String> {
         config,
         "--default-route",
         "--no-ipv6",
+        // The scenarios are told apart by their owning processes.
+        "--name-owners",
     ]
     .iter()
     .chain(extra)

@@ -20,6 +20,8 @@ const USER: &str = "portdial";
 const PASSWORD: &str = "portdial-secret";
 /// CAP_NET_ADMIN (12) and CAP_NET_RAW (13), as /proc/PID/status prints them.
 const NET_ADMIN_AND_RAW: &str = "0000000000003000";
+/// The same and CAP_SYS_PTRACE (19).
+const WITH_PTRACE: &str = "0000000000083000";
 
 fn password_file(lab: &Lab) -> String {
     use std::os::unix::fs::PermissionsExt;
@@ -86,6 +88,22 @@ fn the_daemon_keeps_only_net_admin_and_net_raw_also_as_a_dedicated_user() {
     dialer.signal(Signal::SIGTERM);
     assert_eq!(dialer.wait_exit(Duration::from_secs(15)), Some(0));
 
+    // --name-owners keeps CAP_SYS_PTRACE for the port manager's owner names,
+    // but the hooks and anything they start never get it.
+    let mut args = base.to_vec();
+    args.push("--name-owners");
+    let mut dialer = lab.dial(&args);
+    dialer.wait_up(Duration::from_secs(20));
+    for status in thread_status(dialer.pid().unwrap()) {
+        assert_eq!(field(&status, "CapEff"), WITH_PTRACE, "{status}");
+        assert_eq!(field(&status, "CapPrm"), WITH_PTRACE, "{status}");
+        for key in ["CapInh", "CapAmb", "CapBnd"] {
+            assert_eq!(field(&status, key), NET_ADMIN_AND_RAW, "{key}:\n{status}");
+        }
+    }
+    dialer.signal(Signal::SIGTERM);
+    assert_eq!(dialer.wait_exit(Duration::from_secs(15)), Some(0));
+
     // As nobody: the hooks inherit the same two capabilities and the uid.
     let hook = lab.script(
         "ip-up",
@@ -109,7 +127,8 @@ fn the_daemon_keeps_only_net_admin_and_net_raw_also_as_a_dedicated_user() {
     );
     let seen = Path::new(&hook).with_extension("seen");
     assert!(
-        eventually(Duration::from_secs(5), || seen.exists()),
+        eventually(Duration::from_secs(5), || file_text(&seen)
+            .contains("CapBnd")),
         "ip-up did not run"
     );
     let seen = file_text(&seen);

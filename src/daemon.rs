@@ -544,12 +544,12 @@ impl Daemon {
     /// the bound is reached, and sends the frames gathered in `sendmmsg`
     /// batches, whenever the buffers run short and at the end.
     fn on_tun_reads(&mut self, now: Instant, segments: &mut Segments, len: usize) {
-        self.on_tun_read(now, segments, len);
+        let mut gathered = self.on_tun_read(now, segments, len);
         for _ in 1..BATCH {
             let Some(offloaded) = self.tun.as_ref().map(|tun| tun.offloads().tcp) else {
                 break;
             };
-            if segments.frames_held() >= UPSTREAM_FRAMES_PER_WAKE {
+            if gathered >= UPSTREAM_FRAMES_PER_WAKE {
                 break;
             }
             // A super-packet may need MAX_SEGMENTS buffers, a packet one.
@@ -558,7 +558,7 @@ impl Daemon {
             }
             let Some(tun) = self.tun.as_ref() else { break };
             match tun.try_recv(segments.read_buffer(offloaded, HEADROOM)) {
-                Ok(len) => self.on_tun_read(now, segments, len),
+                Ok(len) => gathered += self.on_tun_read(now, segments, len),
                 Err(_) => break,
             }
         }
@@ -569,8 +569,9 @@ impl Daemon {
     /// packet, or with offloads a super-packet cut into segments here. Each
     /// segment is accounted, clamped and encapsulated on its own, as if it
     /// had been read alone, and waits in `segments` for
-    /// [`send_upstream`](Self::send_upstream).
-    fn on_tun_read(&mut self, now: Instant, segments: &mut Segments, len: usize) {
+    /// [`send_upstream`](Self::send_upstream). Returns how many packets
+    /// the read held.
+    fn on_tun_read(&mut self, now: Instant, segments: &mut Segments, len: usize) -> usize {
         let offloaded = self.tun.as_ref().is_some_and(|tun| tun.offloads().tcp);
         let first = segments.used;
         let count = if offloaded {
@@ -581,27 +582,27 @@ impl Daemon {
                 segments.lens.get_mut(first..),
             ) else {
                 self.counters.tx_dropped += 1;
-                return;
+                return 0;
             };
             match offload::split(raw, bufs, lens, HEADROOM, limit) {
                 Ok(count) => count,
                 Err(error) => {
                     tracing::debug!(%error, len, "dropping a packet from the TUN");
                     self.counters.tx_dropped += 1;
-                    return;
+                    return 0;
                 }
             }
         } else {
             let Some(slot) = segments.lens.get_mut(first) else {
                 self.counters.tx_dropped += 1;
-                return;
+                return 0;
             };
             *slot = len;
             1
         };
         let Some(encap) = self.session.encap().copied() else {
             self.counters.tx_dropped += count as u64;
-            return;
+            return count;
         };
         let held = segments
             .bufs
@@ -621,6 +622,7 @@ impl Daemon {
                 .unwrap_or_default();
         }
         segments.used = first + count;
+        count
     }
 
     /// Sends the frames gathered in `segments`, up to

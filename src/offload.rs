@@ -6,13 +6,14 @@
 //! to 64 KiB per read instead of one packet per MSS, with a header saying
 //! how to cut it (`gso_size`) and where the partial checksum is; one read
 //! then feeds dozens of session frames, which go out in one `sendmmsg`.
-//! The other direction, coalescing received segments into GRO super-packets
-//! for one TUN write, is tun-rs's `send_multiple` (see [`Coalescer`]).
+//! The other direction merges received segments into GRO super-packets,
+//! one TUN write each ([`Coalescer`]).
 //!
 //! This is the same scheme as wireguard-go's `tun/offload_linux.go` and
-//! tun-rs; the split is ours because its input (the header and packet from
-//! the kernel) must be validated field by field, and every malformed
-//! combination must be dropped and counted, never panic.
+//! tun-rs. Both halves are ours: the split's input (the header and packet
+//! from the kernel) must be validated field by field, every malformed
+//! combination dropped and counted, never panic; and tun-rs's merge
+//! allocates per packet, which the data path must not.
 
 use portdial_protocol::ip::checksum;
 
@@ -325,33 +326,44 @@ fn complete_checksum(packet: &mut [u8], start: u16, offset: u16) -> Result<(), S
     Ok(())
 }
 
-/// Segments of one read from the TUN, each in a frame buffer at the data
-/// path's headroom; allocated once.
+/// Packets read from the TUN (segments of super-packets with offloads)
+/// waiting to go out in `sendmmsg` batches, each in a frame buffer at the
+/// data path's headroom; allocated once. Buffers `..used` are taken.
 pub struct Segments {
     /// The raw read: virtio-net header and (super-)packet.
     pub raw: Box<[u8]>,
     pub bufs: Vec<Box<[u8]>>,
-    pub lens: [usize; MAX_SEGMENTS],
-    pub count: usize,
+    /// The IP packet's length in each buffer, at the headroom.
+    pub lens: Vec<usize>,
+    /// Each buffer's session frame once encapsulated; empty when dropped.
+    pub frames: Vec<std::ops::Range<usize>>,
+    pub used: usize,
 }
 
 impl Segments {
-    /// Buffers of `frame_len` bytes each.
+    /// Buffers of `frame_len` bytes each: room for one super-packet's
+    /// segments and a batch of reads on top, so that a few reads go out
+    /// together. Pages are touched only as reads fill them.
     pub fn new(frame_len: usize) -> Segments {
+        let count = MAX_SEGMENTS + crate::packet_socket::MAX_BATCH;
         Segments {
             raw: vec![0; MAX_SUPER_PACKET].into_boxed_slice(),
-            bufs: (0..MAX_SEGMENTS)
+            bufs: (0..count)
                 .map(|_| vec![0; frame_len].into_boxed_slice())
                 .collect(),
-            lens: [0; MAX_SEGMENTS],
-            count: 0,
+            lens: vec![0; count],
+            frames: vec![0..0; count],
+            used: 0,
         }
     }
-}
 
-impl Segments {
+    /// Buffers still free.
+    pub fn room(&self) -> usize {
+        self.bufs.len().saturating_sub(self.used)
+    }
+
     /// Where the next TUN read goes: the raw buffer when the TUN has
-    /// offloads (the read is split afterwards), else the first segment's
+    /// offloads (the read is split afterwards), else the next free
     /// buffer past `headroom`, so a plain packet needs no copy.
     pub fn read_buffer(&mut self, offloaded: bool, headroom: usize) -> &mut [u8] {
         if offloaded {
@@ -359,7 +371,7 @@ impl Segments {
         } else {
             match self
                 .bufs
-                .first_mut()
+                .get_mut(self.used)
                 .and_then(|buf| buf.get_mut(headroom..))
             {
                 Some(buf) => buf,
@@ -369,67 +381,341 @@ impl Segments {
     }
 }
 
-/// Received IP packets gathered for one coalescing write to the TUN: each
-/// packet sits after [`VNET_HDR_LEN`] bytes of room for the header tun-rs
-/// writes in front of it. Buffers are allocated once; the first packet of a
-/// flow grows within its buffer to hold the ones merged into it.
+/// Most packets merged into one GRO super-packet: one receive batch.
+pub const MAX_MERGED_SEGMENTS: usize = 64;
+
+/// The largest IP packet a merge grows to (IPv4's total length field).
+const MAX_MERGED_LEN: usize = 65_535;
+
+/// Received IP packets merged into one GRO super-packet for one TUN write
+/// (the receive side of the offloads, as the kernel's own GRO and
+/// wireguard-go's `tun/offload_linux.go` do it): consecutive in-order TCP
+/// segments of one flow, or equal-sized UDP datagrams of one flow (a
+/// shorter one ends the run), behind a virtio-net header that tells the
+/// kernel how they were cut. The buffer is allocated once; its pages are
+/// touched only as merges fill them.
+///
+/// A merged packet reaches the kernel with a partial checksum
+/// (CHECKSUM_PARTIAL), which it takes as verified, so every packet's IPv4
+/// header and TCP/UDP checksums are verified before it is merged; a packet
+/// that fails stays alone, for the kernel to check and drop.
 pub struct Coalescer {
-    pub(crate) table: tun_rs::GROTable,
-    pub(crate) bufs: Vec<Vec<u8>>,
-    pub(crate) count: usize,
+    /// [`VNET_HDR_LEN`] bytes of header, then the packet being built.
+    buf: Box<[u8]>,
+    /// Bytes of the packet held after the header; 0 when empty.
+    len: usize,
+    run: Run,
+    tcp: bool,
+    udp: bool,
 }
 
-/// Packets gathered before a coalescing write; one recvmmsg batch.
-pub const COALESCE_BATCH: usize = 64;
+/// What the held packet is and what may still join it.
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    candidate: Candidate,
+    segments: usize,
+    /// TCP: the sequence number the next segment must carry.
+    next_seq: u32,
+    /// A shorter segment or a PSH ended the run.
+    closed: bool,
+    /// The first packet's checksums were verified (needed only once a
+    /// second packet joins it).
+    verified: bool,
+}
 
-impl Default for Coalescer {
-    fn default() -> Self {
-        Coalescer {
-            table: tun_rs::GROTable::new(),
-            bufs: (0..COALESCE_BATCH)
-                // tun-rs merges into a buffer only within its capacity (it
-                // never reallocates): room for a whole 64 KiB packet. Pages
-                // are touched only as merges fill them.
-                .map(|_| Vec::with_capacity(2 * VNET_HDR_LEN + 65_535))
-                .collect(),
-            count: 0,
+/// A packet that could be merged, as parsed once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Candidate {
+    tcp: bool,
+    ipv6: bool,
+    /// IP header length; the transport header starts here.
+    ip_len: usize,
+    /// IP + transport headers.
+    headers_len: usize,
+    payload_len: usize,
+    seq: u32,
+    psh: bool,
+}
+
+const TCP_ACK: u8 = 0x10;
+const TCP_PSH: u8 = 0x08;
+
+impl Candidate {
+    /// A packet worth merging: IPv4 without options or fragments, or IPv6
+    /// with TCP/UDP right after its header; lengths consistent; TCP with
+    /// ACK (and maybe PSH) only and data; UDP with data. `None` otherwise.
+    fn of(packet: &[u8], tcp_allowed: bool, udp_allowed: bool) -> Option<Candidate> {
+        if packet.len() > MAX_MERGED_LEN {
+            return None;
+        }
+        let (ipv6, ip_len, protocol) = match packet.first()? >> 4 {
+            4 => {
+                let header = packet.get(..20)?;
+                let total = usize::from(u16::from_be_bytes([header[2], header[3]]));
+                let fragment = header[6] & 0x3f != 0 || header[7] != 0;
+                if header[0] != 0x45 || total != packet.len() || fragment {
+                    return None;
+                }
+                (false, 20, header[9])
+            }
+            6 => {
+                let header = packet.get(..40)?;
+                let payload = usize::from(u16::from_be_bytes([header[4], header[5]]));
+                if payload + 40 != packet.len() {
+                    return None;
+                }
+                (true, 40, header[6])
+            }
+            _ => return None,
+        };
+        let transport = packet.get(ip_len..)?;
+        let (tcp, transport_len, seq, psh) = match protocol {
+            6 if tcp_allowed => {
+                let header = transport.get(..20)?;
+                let data_offset = usize::from(header[12] >> 4) * 4;
+                let flags = header[13];
+                if data_offset < 20 || flags & !TCP_PSH != TCP_ACK {
+                    return None;
+                }
+                let seq = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
+                (true, data_offset, seq, flags & TCP_PSH != 0)
+            }
+            17 if udp_allowed => {
+                let header = transport.get(..8)?;
+                let length = usize::from(u16::from_be_bytes([header[4], header[5]]));
+                if length != transport.len() {
+                    return None;
+                }
+                (false, 8, 0, false)
+            }
+            _ => return None,
+        };
+        let headers_len = ip_len + transport_len;
+        let payload_len = packet
+            .len()
+            .checked_sub(headers_len)
+            .filter(|&len| len > 0)?;
+        Some(Candidate {
+            tcp,
+            ipv6,
+            ip_len,
+            headers_len,
+            payload_len,
+            seq,
+            psh,
+        })
+    }
+
+    fn protocol(&self) -> u8 {
+        if self.tcp {
+            6
+        } else {
+            17
         }
     }
+}
+
+/// Whether two candidates' headers (`head` as held, `packet` new) belong to
+/// one flow and may share one set of headers: what the kernel's GRO
+/// compares (addresses, ports, TOS/traffic class, TTL/hop limit, DF; for
+/// TCP the acknowledgement, window, flags apart from PSH, and options).
+fn same_flow(head: &[u8], packet: &[u8], candidate: &Candidate) -> bool {
+    let ip_same = if candidate.ipv6 {
+        // Version, traffic class and flow label; next header, hop limit,
+        // addresses.
+        head.get(..4) == packet.get(..4) && head.get(6..40) == packet.get(6..40)
+    } else {
+        // Version/IHL, TOS; DF and the reserved bit; TTL, protocol;
+        // addresses.
+        head.get(..2) == packet.get(..2)
+            && head.get(6).map(|b| b >> 5) == packet.get(6).map(|b| b >> 5)
+            && head.get(8..10) == packet.get(8..10)
+            && head.get(12..20) == packet.get(12..20)
+    };
+    let at = candidate.ip_len;
+    let ports_same = head.get(at..at + 4) == packet.get(at..at + 4);
+    if !(ip_same && ports_same) {
+        return false;
+    }
+    if !candidate.tcp {
+        return true;
+    }
+    let (Some(ours), Some(theirs)) = (
+        head.get(at..candidate.headers_len),
+        packet.get(at..candidate.headers_len),
+    ) else {
+        return false;
+    };
+    // Acknowledgement, data offset, window; urgent pointer and options.
+    ours[8..13] == theirs[8..13]
+        && (ours[13] | TCP_PSH) == (theirs[13] | TCP_PSH)
+        && ours[14..16] == theirs[14..16]
+        && ours[18..] == theirs[18..]
+}
+
+/// The IPv4 header (when there is one) and the TCP/UDP checksum of
+/// `packet` verify.
+fn checksums_valid(packet: &[u8], candidate: &Candidate) -> bool {
+    if !candidate.ipv6 && checksum::data(packet.get(..20).unwrap_or_default()) != 0xffff {
+        return false;
+    }
+    let Some(transport) = packet.get(candidate.ip_len..) else {
+        return false;
+    };
+    let pseudo = pseudo_header_sum(
+        packet,
+        candidate.ipv6,
+        candidate.protocol(),
+        transport.len(),
+    );
+    checksum::combine(&[pseudo, checksum::data(transport)]) == 0xffff
 }
 
 impl Coalescer {
-    /// Queues a copy of `packet`; false (nothing queued) when the batch is
-    /// full (write it first) or the packet is empty: tun-rs refuses a whole
-    /// batch holding an empty packet.
+    /// A coalescer for a TUN with these offloads: TCP segments merge only
+    /// with `tcp` (TSO), UDP datagrams only with `udp` (USO).
+    pub fn new(tcp: bool, udp: bool) -> Coalescer {
+        Coalescer {
+            buf: vec![0; VNET_HDR_LEN + MAX_MERGED_LEN].into_boxed_slice(),
+            len: 0,
+            run: Run::default(),
+            tcp,
+            udp,
+        }
+    }
+
+    /// Takes `packet` into the held super-packet, or starts one with it
+    /// when none is held. False when it cannot: write
+    /// [`finish`](Self::finish)'s packet first and offer it again; a packet
+    /// refused by an empty coalescer is not mergeable (ICMP, a SYN, a bad
+    /// checksum...): write it alone, with a zero header.
     pub fn push(&mut self, packet: &[u8]) -> bool {
-        let Some(buf) = self.bufs.get_mut(self.count) else {
+        let Some(candidate) = Candidate::of(packet, self.tcp, self.udp) else {
             return false;
         };
-        if packet.is_empty() {
+        if self.len == 0 {
+            let Some(slot) = self.buf.get_mut(VNET_HDR_LEN..VNET_HDR_LEN + packet.len()) else {
+                return false;
+            };
+            slot.copy_from_slice(packet);
+            self.len = packet.len();
+            self.run = Run {
+                candidate,
+                segments: 1,
+                next_seq: candidate.seq.wrapping_add(candidate.payload_len as u32),
+                closed: candidate.psh,
+                verified: false,
+            };
+            return true;
+        }
+        let run = self.run;
+        let head = run.candidate;
+        let fits = !run.closed
+            && run.segments < MAX_MERGED_SEGMENTS
+            && candidate.tcp == head.tcp
+            && candidate.ipv6 == head.ipv6
+            && candidate.headers_len == head.headers_len
+            && candidate.payload_len <= head.payload_len
+            && (!head.tcp || candidate.seq == run.next_seq)
+            && self.len + candidate.payload_len <= MAX_MERGED_LEN;
+        if !fits {
             return false;
         }
-        buf.clear();
-        buf.resize(VNET_HDR_LEN, 0);
-        buf.extend_from_slice(packet);
-        self.count += 1;
+        let end = VNET_HDR_LEN + self.len;
+        let Some(held) = self.buf.get(VNET_HDR_LEN..end) else {
+            return false;
+        };
+        if !same_flow(held, packet, &candidate)
+            || !(run.verified || checksums_valid(held, &head))
+            || !checksums_valid(packet, &candidate)
+        {
+            return false;
+        }
+        let (Some(slot), Some(payload)) = (
+            self.buf.get_mut(end..end + candidate.payload_len),
+            packet.get(candidate.headers_len..),
+        ) else {
+            return false;
+        };
+        slot.copy_from_slice(payload);
+        self.len += candidate.payload_len;
+        if candidate.psh {
+            // PSH belongs on the last segment, which the merged one now ends with.
+            if let Some(flags) = self.buf.get_mut(VNET_HDR_LEN + head.ip_len + 13) {
+                *flags |= TCP_PSH;
+            }
+        }
+        self.run = Run {
+            segments: run.segments + 1,
+            next_seq: run.next_seq.wrapping_add(candidate.payload_len as u32),
+            closed: candidate.psh || candidate.payload_len < head.payload_len,
+            verified: true,
+            ..run
+        };
         true
     }
 
-    pub fn len(&self) -> usize {
-        self.count
+    /// The held packet, ready for one TUN write (virtio-net header
+    /// included), and the coalescer emptied; `None` when nothing is held.
+    /// A lone packet gets a zero header and goes as it came; a merged one
+    /// gets its lengths and IPv4 header checksum fixed, the pseudo-header
+    /// sum in its checksum field and a GSO header saying how to cut it.
+    pub fn finish(&mut self) -> Option<&[u8]> {
+        let len = std::mem::take(&mut self.len);
+        let run = self.run;
+        let whole = self.buf.get_mut(..VNET_HDR_LEN + len).filter(|_| len > 0)?;
+        let (header, packet) = whole.split_at_mut(VNET_HDR_LEN);
+        if run.segments < 2 {
+            header.fill(0);
+            return Some(whole);
+        }
+        let head = run.candidate;
+        // Both fit in 16 bits: a merge never grows past MAX_MERGED_LEN.
+        let transport_len = len - head.ip_len;
+        if head.ipv6 {
+            packet[4..6].copy_from_slice(&(transport_len as u16).to_be_bytes());
+        } else {
+            packet[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+            packet[10..12].fill(0);
+            let sum = checksum::finish(checksum::data(&packet[..20]));
+            packet[10..12].copy_from_slice(&sum.to_be_bytes());
+        }
+        let checksum_offset: u16 = if head.tcp { 16 } else { 6 };
+        if !head.tcp {
+            let at = head.ip_len + 4;
+            packet[at..at + 2].copy_from_slice(&(transport_len as u16).to_be_bytes());
+        }
+        let at = head.ip_len + usize::from(checksum_offset);
+        let pseudo = pseudo_header_sum(packet, head.ipv6, head.protocol(), transport_len);
+        packet[at..at + 2].copy_from_slice(&pseudo.to_be_bytes());
+        let gso_type = match (head.tcp, head.ipv6) {
+            (true, false) => gso::TCPV4,
+            (true, true) => gso::TCPV6,
+            (false, _) => gso::UDP_L4,
+        };
+        VnetHeader {
+            flags: F_NEEDS_CSUM,
+            gso_type,
+            hdr_len: head.headers_len as u16,
+            gso_size: head.payload_len as u16,
+            csum_start: head.ip_len as u16,
+            csum_offset: checksum_offset,
+        }
+        .emit(header)?;
+        Some(whole)
     }
 
-    /// Forgets the queued packets.
-    pub fn clear(&mut self) {
-        self.count = 0;
+    /// How many packets the held super-packet holds (0: none held).
+    pub fn segments(&self) -> usize {
+        if self.len == 0 {
+            0
+        } else {
+            self.run.segments
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    pub fn is_full(&self) -> bool {
-        self.count == self.bufs.len()
+        self.len == 0
     }
 }
 
@@ -733,34 +1019,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn coalescer_queues_up_to_its_batch() {
-        let mut coalescer = Coalescer::default();
+    /// Coalesces `packets` the way the daemon does (offer each; when
+    /// refused, write what is held and offer again; when still refused,
+    /// write it alone with a zero header) and returns every write.
+    fn coalesce(packets: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut coalescer = Coalescer::new(true, true);
+        let mut writes = Vec::new();
+        for packet in packets {
+            if coalescer.push(packet) {
+                continue;
+            }
+            writes.extend(coalescer.finish().map(<[u8]>::to_vec));
+            if !coalescer.push(packet) {
+                let mut alone = vec![0; VNET_HDR_LEN];
+                alone.extend_from_slice(packet);
+                writes.push(alone);
+            }
+        }
+        writes.extend(coalescer.finish().map(<[u8]>::to_vec));
         assert!(coalescer.is_empty());
-        for _ in 0..COALESCE_BATCH {
-            assert!(coalescer.push(b"packet"));
-        }
-        assert!(coalescer.is_full());
-        assert!(!coalescer.push(b"one more"));
-        assert_eq!(coalescer.len(), COALESCE_BATCH);
-        assert_eq!(&coalescer.bufs[3][VNET_HDR_LEN..], b"packet");
-    }
-
-    /// Coalesces `segments` the way [`crate::tun::Tun::try_send_coalesced`]
-    /// does (tun-rs's GRO; `apply_gro` is the step `send_multiple` runs
-    /// before its writes) and returns each buffer: a merged head carries a
-    /// GSO header, a packet merged into another is left as it was.
-    fn coalesce(segments: &[Vec<u8>]) -> Vec<Vec<u8>> {
-        let mut coalescer = Coalescer::default();
-        for segment in segments {
-            assert_eq!(coalescer.push(segment), !segment.is_empty());
-        }
-        let count = coalescer.len();
-        coalescer
-            .table
-            .apply_gro(&mut coalescer.bufs[..count], VNET_HDR_LEN, true)
-            .expect("gro");
-        coalescer.bufs[..count].to_vec()
+        writes
     }
 
     fn split_all(raw: &mut [u8]) -> Vec<Vec<u8>> {
@@ -775,31 +1053,122 @@ mod tests {
 
     #[test]
     fn split_then_coalesce_round_trips() {
-        for (mut raw, gso_type) in [
-            (tso_v4(&pattern(1448 * 5 + 333), 1448, 0x18), gso::TCPV4),
-            (udp_v6(&pattern(1200 * 4), 1200), gso::UDP_L4),
+        for (raw, gso_type, ipv6, protocol, transport) in [
+            (
+                tso_v4(&pattern(1448 * 5 + 333), 1448, 0x18),
+                gso::TCPV4,
+                false,
+                6,
+                20,
+            ),
+            (
+                udp_v6(&pattern(1200 * 4 + 7), 1200),
+                gso::UDP_L4,
+                true,
+                17,
+                40,
+            ),
         ] {
             let segments = split_all(&mut raw.clone());
             let merged = coalesce(&segments);
-            let head = VnetHeader::parse(&merged[0]).unwrap();
-            assert_eq!(head.gso_type, gso_type);
-            // The merged packet splits into the very same segments.
+            assert_eq!(merged.len(), 1);
+            let header = VnetHeader::parse(&merged[0]).unwrap();
+            assert_eq!(header.gso_type, gso_type);
+            assert_eq!(header.flags, F_NEEDS_CSUM);
+            assert_eq!(usize::from(header.csum_start), transport);
+            // The checksum field holds the pseudo-header sum: adding the
+            // transport bytes' sum and complementing gives a valid packet.
+            let mut whole = merged[0][VNET_HDR_LEN..].to_vec();
+            let at = transport + usize::from(header.csum_offset);
+            let sum = checksum::data(&whole[transport..]);
+            whole[at..at + 2].copy_from_slice(&checksum::finish(sum).to_be_bytes());
+            assert!(transport_checksum_ok(&whole, ipv6, protocol, transport));
+            if !ipv6 {
+                assert!(ipv4_header_ok(&whole));
+            }
+            // And it splits into the very same segments.
             let mut again = merged[0].clone();
             assert_eq!(split_all(&mut again), segments);
-            let _ = &mut raw;
         }
     }
 
     #[test]
-    fn other_flows_and_flags_are_not_merged() {
-        let segments = split_all(&mut tso_v4(&pattern(1448 * 3), 1448, 0x18));
-        // A SYN between them and a gap in the sequence break the run.
-        let mut syn = segments[0].clone();
+    fn a_lone_packet_goes_as_it_came() {
+        let segments = split_all(&mut tso_v4(&pattern(100), 1448, 0x18));
+        let writes = coalesce(&segments);
+        assert_eq!(writes.len(), 1);
+        assert_eq!(&writes[0][..VNET_HDR_LEN], &[0; VNET_HDR_LEN]);
+        assert_eq!(&writes[0][VNET_HDR_LEN..], &segments[0][..]);
+    }
+
+    #[test]
+    fn other_flows_flags_gaps_and_bad_checksums_are_not_merged() {
+        let segments = split_all(&mut tso_v4(&pattern(1448 * 4), 1448, 0x10));
+        let is_gso = |write: &Vec<u8>| VnetHeader::parse(write).unwrap().gso_type != gso::NONE;
+        // A SYN between them breaks the run and goes alone.
+        let mut syn = segments[1].clone();
         syn[33] = 0x02;
-        let merged = coalesce(&[segments[0].clone(), syn, segments[2].clone()]);
-        assert!(merged
-            .iter()
-            .all(|buf| VnetHeader::parse(buf).unwrap().gso_type == gso::NONE));
+        let writes = coalesce(&[segments[0].clone(), syn, segments[2].clone()]);
+        assert_eq!(writes.len(), 3);
+        assert!(!writes.iter().any(is_gso));
+        // A gap in the sequence.
+        let writes = coalesce(&[segments[0].clone(), segments[2].clone()]);
+        assert_eq!(writes.len(), 2);
+        // A corrupted payload is neither merged nor merged into.
+        let mut corrupt = segments[1].clone();
+        corrupt[100] ^= 0xff;
+        let writes = coalesce(&[segments[0].clone(), corrupt.clone(), segments[2].clone()]);
+        assert_eq!(writes.len(), 3);
+        assert!(!writes.iter().any(is_gso));
+        assert_eq!(&writes[1][VNET_HDR_LEN..], &corrupt[..]);
+        // Another destination port, another window.
+        let mut other_port = segments[1].clone();
+        other_port[23] ^= 1;
+        let mut other_window = segments[1].clone();
+        other_window[35] ^= 1;
+        for other in [other_port, other_window] {
+            assert_eq!(coalesce(&[segments[0].clone(), other]).len(), 2);
+        }
+        // Segments 0..4 in order merge into one.
+        let writes = coalesce(&segments);
+        assert_eq!(writes.len(), 1);
+        assert!(is_gso(&writes[0]));
+    }
+
+    #[test]
+    fn a_short_datagram_ends_a_udp_run_and_runs_are_bounded() {
+        let datagrams = split_all(&mut udp_v6(&pattern(1200 * 2 + 7), 1200));
+        // 1200, 1200, 7 merge; nothing follows the short one.
+        let mut packets = datagrams.clone();
+        packets.push(datagrams[0].clone());
+        let writes = coalesce(&packets);
+        assert_eq!(writes.len(), 2);
+        // A longer datagram never follows a shorter one.
+        let writes = coalesce(&[datagrams[2].clone(), datagrams[0].clone()]);
+        assert_eq!(writes.len(), 2);
+        // At most MAX_MERGED_SEGMENTS per write.
+        let small = split_all(&mut udp_v6(&pattern(16 * 100), 16));
+        let writes = coalesce(&small);
+        assert_eq!(small.len(), 100);
+        assert_eq!(writes.len(), 2);
+        let mut rebuilt = Vec::new();
+        for write in &writes {
+            rebuilt.extend(split_all(&mut write.clone()));
+        }
+        assert_eq!(rebuilt, small);
+    }
+
+    #[test]
+    fn udp_merges_only_with_uso_and_tcp_only_with_tso() {
+        let datagrams = split_all(&mut udp_v6(&pattern(2400), 1200));
+        let segments = split_all(&mut tso_v4(&pattern(2896), 1448, 0x10));
+        let mut tcp_only = Coalescer::new(true, false);
+        assert!(!tcp_only.push(&datagrams[0]));
+        assert!(tcp_only.push(&segments[0]) && tcp_only.push(&segments[1]));
+        assert_eq!(tcp_only.segments(), 2);
+        let mut udp_only = Coalescer::new(false, true);
+        assert!(!udp_only.push(&segments[0]));
+        assert!(udp_only.push(&datagrams[0]) && udp_only.push(&datagrams[1]));
     }
 
     proptest! {

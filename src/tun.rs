@@ -5,7 +5,7 @@
 //! offloads (IFF_VNET_HDR and TUNSETOFFLOAD, see [`Tun::create_with_offloads`])
 //! every packet carries a virtio-net header in front: reads may return
 //! TCP/UDP super-packets of up to 64 KiB for [`offload::split`](crate::offload::split), and writes
-//! may coalesce received segments into one (tun-rs's GRO). It is not
+//! may carry received segments merged into one ([`Coalescer`]). It is not
 //! persistent: it disappears when the [`Tun`] is dropped.
 
 use std::io::{self, IoSlice};
@@ -126,10 +126,10 @@ impl Tun {
             let header = [0u8; VNET_HDR_LEN];
             let parts = [IoSlice::new(&header), IoSlice::new(packet)];
             let written = self.device.send_vectored(&parts).await?;
-            whole(written, VNET_HDR_LEN + packet.len())
+            whole_write(written, VNET_HDR_LEN + packet.len())
         } else {
             let written = self.device.send(packet).await?;
-            whole(written, packet.len())
+            whole_write(written, packet.len())
         }
     }
 
@@ -139,50 +139,32 @@ impl Tun {
             // A zero header: no GSO, checksum complete.
             let header = [0u8; VNET_HDR_LEN];
             let parts = [IoSlice::new(&header), IoSlice::new(packet)];
-            whole(
+            whole_write(
                 self.device.try_send_vectored(&parts)?,
                 VNET_HDR_LEN + packet.len(),
             )
         } else {
-            whole(self.device.try_send(packet)?, packet.len())
+            whole_write(self.device.try_send(packet)?, packet.len())
         }
     }
 
-    /// Writes the packets queued in `coalescer` now and empties it. With
-    /// offloads, consecutive TCP segments of one flow (and UDP datagrams of
-    /// one size) are merged into GRO super-packets first, so a batch of
-    /// segments costs a few writes. Returns the bytes written, virtio-net
-    /// headers included (one per write). Fails when a write failed (the
-    /// queue full, the device down); the others were written.
+    /// Writes the (super-)packet held in `coalescer` now, virtio-net header
+    /// included, and empties it (see [`Coalescer::finish`]); only for a TUN
+    /// with offloads. Returns the bytes written (0: nothing was held).
+    /// Fails when the write failed (the queue full, the device down).
     pub fn try_send_coalesced(&self, coalescer: &mut Coalescer) -> io::Result<usize> {
-        let count = coalescer.count;
-        coalescer.count = 0;
-        let Some(bufs) = coalescer.bufs.get_mut(..count) else {
+        let Some(whole) = coalescer.finish() else {
             return Ok(0);
         };
-        if bufs.is_empty() {
-            return Ok(0);
+        if !self.offloads.tcp {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "coalesced writes need a TUN with offloads",
+            ));
         }
-        if self.offloads.tcp {
-            // The fd is non-blocking: a full queue fails the write, not waits.
-            // The synchronous one: AsyncDevice's own send_multiple waits.
-            let device: &tun_rs::DeviceImpl = &self.device;
-            device.send_multiple(&mut coalescer.table, bufs, VNET_HDR_LEN)
-        } else {
-            let mut result = Ok(0);
-            for buf in bufs.iter() {
-                let packet = buf.get(VNET_HDR_LEN..).unwrap_or_default();
-                match self.try_send(packet) {
-                    Ok(()) => {
-                        if let Ok(total) = &mut result {
-                            *total += packet.len();
-                        }
-                    }
-                    Err(error) => result = Err(error),
-                }
-            }
-            result
-        }
+        let written = self.device.try_send(whole)?;
+        whole_write(written, whole.len())?;
+        Ok(written)
     }
 }
 
@@ -197,7 +179,7 @@ fn check_name(name: &str) -> Result<(), TunError> {
     Ok(())
 }
 
-fn whole(written: usize, len: usize) -> io::Result<()> {
+fn whole_write(written: usize, len: usize) -> io::Result<()> {
     if written == len {
         Ok(())
     } else {
@@ -543,6 +525,22 @@ mod tests {
         }
     }
 
+    /// One packet written alone (a zero header with offloads).
+    fn write_alone(to: &Tun, packet: &[u8], seen: &mut Forwarded) {
+        match to.try_send(packet) {
+            Ok(()) => {
+                let header = if to.offloads().tcp {
+                    crate::offload::VNET_HDR_LEN
+                } else {
+                    0
+                };
+                seen.written += header + packet.len();
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => seen.failed_batches += 1,
+            Err(error) => panic!("TUN write: {error}"),
+        }
+    }
+
     /// Moves everything one TUN reads into the other, the way the daemon
     /// does it (split, then coalesce), and checks every segment on the way
     /// as a receiver would: length within the MTU, IPv4 header and TCP
@@ -581,10 +579,14 @@ mod tests {
             }
             seen.segments += 1;
             seen.segment_bytes += len;
-            if coalescer.is_full() {
+            if !offloaded {
+                write_alone(to, segment, seen);
+            } else if !coalescer.push(segment) {
                 write_counted(to, coalescer, seen);
+                if !coalescer.push(segment) {
+                    write_alone(to, segment, seen);
+                }
             }
-            assert!(coalescer.push(segment));
         }
     }
 
@@ -701,8 +703,8 @@ mod tests {
             let forwarder = async {
                 let mut raw_a = vec![0u8; crate::offload::MAX_SUPER_PACKET];
                 let mut raw_b = vec![0u8; crate::offload::MAX_SUPER_PACKET];
-                let mut to_a = Coalescer::default();
-                let mut to_b = Coalescer::default();
+                let mut to_a = Coalescer::new(tun_a.offloads().tcp, tun_a.offloads().udp);
+                let mut to_b = Coalescer::new(tun_b.offloads().tcp, tun_b.offloads().udp);
                 loop {
                     tokio::select! {
                         len = tun_a.recv(&mut raw_a) => {
@@ -711,7 +713,9 @@ mod tests {
                             while let Ok(len) = tun_a.try_recv(&mut raw_a) {
                                 forward_one(offloads, &tun_b, &mut raw_a, len, &mut to_b, &mut seen);
                             }
-                            write_counted(&tun_b, &mut to_b, &mut seen);
+                            if offloads {
+                                write_counted(&tun_b, &mut to_b, &mut seen);
+                            }
                         }
                         len = tun_b.recv(&mut raw_b) => {
                             let len = len.expect("read b");
@@ -719,7 +723,9 @@ mod tests {
                             while let Ok(len) = tun_b.try_recv(&mut raw_b) {
                                 forward_one(offloads, &tun_a, &mut raw_b, len, &mut to_a, &mut seen);
                             }
-                            write_counted(&tun_a, &mut to_a, &mut seen);
+                            if offloads {
+                                write_counted(&tun_a, &mut to_a, &mut seen);
+                            }
                         }
                     }
                 }

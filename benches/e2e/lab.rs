@@ -351,23 +351,25 @@ pub fn cpu_seconds(pid: u32) -> Result<f64, String> {
     Ok(total as f64 / hz)
 }
 
-/// Context switches (voluntary + involuntary) of every thread of `pid`.
-pub fn context_switches(pid: u32) -> Result<u64, String> {
-    let mut total = 0;
+/// Context switches (voluntary + involuntary) of each thread of `pid`, by
+/// thread id.
+pub fn context_switches(pid: u32) -> Result<HashMap<String, u64>, String> {
+    let mut counts = HashMap::new();
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
         .map_err(|e| format!("/proc/{pid}/task: {e}"))?;
     for task in tasks.flatten() {
         let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
-        for line in status.lines() {
-            if let Some(value) = line
-                .strip_prefix("voluntary_ctxt_switches:")
-                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
-            {
-                total += value.trim().parse::<u64>().unwrap_or(0);
-            }
-        }
+        let total: u64 = status
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            })
+            .filter_map(|value| value.trim().parse::<u64>().ok())
+            .sum();
+        counts.insert(task.file_name().to_string_lossy().into_owned(), total);
     }
-    Ok(total)
+    Ok(counts)
 }
 
 pub fn thread_count(pid: u32) -> usize {

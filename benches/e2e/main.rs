@@ -20,13 +20,17 @@ use std::time::{Duration, Instant};
 
 use lab::{cpu_seconds, Dialer, Lab, Role};
 use nix::sys::signal::Signal;
-use portdial::control::{Request, Response};
 use portdial_protocol::ethernet::MacAddr;
 use serde_json::{json, Map, Value};
 
 /// The portdial variants measured, as (name, extra `portdial dial`
-/// arguments): one line adds one (each dials its own session).
-const VARIANTS: &[(&str, &[&str])] = &[("portdial", &[])];
+/// arguments): one line adds one (each dials its own session). The first
+/// is the plain data path the per-CPU-second goal compares with the null
+/// forwarder; the baselines ride its session.
+const VARIANTS: &[(&str, &[&str])] = &[
+    ("portdial", &["--no-tun-offload"]),
+    ("portdial_offload", &["--tun-offload"]),
+];
 
 /// The forwarder under test runs here; every load role on the other core.
 const FORWARDER_CORE: usize = 0;
@@ -155,6 +159,9 @@ struct Bench {
     sessions: Vec<Session>,
 }
 
+/// Samples by (implementation, case), one per repetition.
+type Samples = BTreeMap<(String, String), Vec<Sample>>;
+
 /// One measurement: packets (or bytes) counted over the generator's time,
 /// with the forwarder's CPU time over the same window.
 #[derive(Clone, Copy, Default)]
@@ -261,7 +268,7 @@ fn run_in(options: Options, dir: &Path) -> Result<Value, String> {
     let mut tcp = BTreeMap::new();
     if bench.options.wants("tcp") {
         tcp = bench.tcp_throughput()?;
-        report.insert("tcp_up".into(), summarize(&tcp));
+        report.insert("tcp_up".into(), summarize_tcp(&tcp));
     }
     if bench.options.wants("footprint") {
         footprint.extend(bench.loaded_footprint()?);
@@ -472,18 +479,25 @@ impl Bench {
     /// LCP echo off).
     fn idle_footprint(&self) -> Result<Map<String, Value>, String> {
         let pid = self.dialers[0].pid();
-        std::thread::sleep(Duration::from_secs(1));
+        // Past the scan after dial-up and the exit of its blocking thread.
+        std::thread::sleep(Duration::from_secs(12));
         let rss = lab::rss_kib(pid)?;
         let window = 10.0;
         eprintln!("e2e: idle wake-ups over {window} s");
         let before = lab::context_switches(pid)?;
         std::thread::sleep(Duration::from_secs_f64(window));
         let after = lab::context_switches(pid)?;
+        // Per thread: a thread that started meanwhile counts whole; one
+        // that ended (tokio's idle blocking threads do) is not counted.
+        let switches: u64 = after
+            .iter()
+            .map(|(tid, count)| count.saturating_sub(before.get(tid).copied().unwrap_or(0)))
+            .sum();
         let mut out = Map::new();
         out.insert("rss_idle_kib".into(), json!(rss));
         out.insert(
             "idle_wakeups_per_s".into(),
-            json!(round((after - before) as f64 / window, 2)),
+            json!(round(switches as f64 / window, 2)),
         );
         out.insert("idle_window_s".into(), json!(window));
         out.insert("threads".into(), json!(lab::thread_count(pid)));
@@ -523,6 +537,8 @@ impl Bench {
                 &SPRAY_UDP.to_string(),
                 "--tcp",
                 &SPRAY_TCP.to_string(),
+                "--device",
+                "pd0",
             ]),
         )?;
         let sprayed = as_f64(&spray.result()?, "sent")?;
@@ -531,14 +547,6 @@ impl Bench {
             .map(|s| s.tx_packets)
             .unwrap_or(0);
         let rss = lab::rss_kib(dialer.pid())?;
-        // Counted after the RSS: serializing 100k rows grows the heap.
-        let entries = match self
-            .runtime
-            .block_on(portdial::control::request(&dialer.control, &Request::Ports))
-        {
-            Ok(Response::Data { data, .. }) => data.as_array().map(Vec::len).unwrap_or(0),
-            _ => 0,
-        };
         let mut out = Map::new();
         out.insert("rss_100k_ports_kib".into(), json!(rss));
         out.insert("ports_sprayed".into(), json!(sprayed));
@@ -546,7 +554,6 @@ impl Bench {
             "ports_forwarded".into(),
             json!(tx_after.saturating_sub(tx_before)),
         );
-        out.insert("port_entries".into(), json!(entries));
         Ok(out)
     }
 
@@ -561,8 +568,8 @@ impl Bench {
 
     /// UDP both ways at both sizes; the implementations alternate within
     /// each repetition, in an order rotated per repetition.
-    fn udp_throughput(&self) -> Result<BTreeMap<(String, String), Vec<Sample>>, String> {
-        let mut samples: BTreeMap<(String, String), Vec<Sample>> = BTreeMap::new();
+    fn udp_throughput(&self) -> Result<Samples, String> {
+        let mut samples: Samples = BTreeMap::new();
         let impls = self.implementations(true);
         for rep in 0..self.options.reps {
             for direction in [Direction::Up, Direction::Down] {
@@ -589,6 +596,14 @@ impl Bench {
             }
         }
         Ok(samples)
+    }
+
+    /// The TUN the forwarder reads: generators bind to it.
+    fn device_for(which: Impl) -> String {
+        match which {
+            Impl::Portdial(i) => format!("pd{i}"),
+            _ => "nf0".into(),
+        }
     }
 
     fn session_for(&self, which: Impl) -> (Session, Ipv4Addr, Ipv4Addr) {
@@ -731,6 +746,8 @@ impl Bench {
                             "--seconds",
                             &seconds,
                             "--gso",
+                            "--device",
+                            &Self::device_for(which),
                         ]),
                     )?
                     .result()?,
@@ -809,8 +826,8 @@ impl Bench {
     /// side has no IP stack). The far end of the session is a batched null
     /// forwarder in the server namespace (the guest is frozen) whose TUN
     /// holds the peer address; the receiver counts the bytes.
-    fn tcp_throughput(&self) -> Result<BTreeMap<(String, String), Vec<Sample>>, String> {
-        let mut samples: BTreeMap<(String, String), Vec<Sample>> = BTreeMap::new();
+    fn tcp_throughput(&self) -> Result<Samples, String> {
+        let mut samples: Samples = BTreeMap::new();
         let impls = self.implementations(false);
         for rep in 0..self.options.reps {
             for k in 0..impls.len() {
@@ -878,6 +895,8 @@ impl Bench {
                     &format!("{peer}:{TCP_PORT}"),
                     "--seconds",
                     &self.options.seconds.to_string(),
+                    "--device",
+                    &Self::device_for(which),
                 ]),
             )?
             .result()?;
@@ -911,7 +930,7 @@ fn case_name(direction: Direction, size: usize) -> String {
 
 /// Per implementation and case: medians over the repetitions of each
 /// rate (each computed per repetition).
-fn summarize(samples: &BTreeMap<(String, String), Vec<Sample>>) -> Value {
+fn summarize(samples: &Samples) -> Value {
     let mut out: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
     for ((name, case), list) in samples {
         let per = |f: &dyn Fn(&Sample) -> f64| median(list.iter().map(f).collect());
@@ -931,15 +950,27 @@ fn summarize(samples: &BTreeMap<(String, String), Vec<Sample>>) -> Value {
     json!(out)
 }
 
+/// The TCP flow per implementation: medians of goodput and CPU.
+fn summarize_tcp(samples: &Samples) -> Value {
+    let mut out = Map::new();
+    for ((name, _), list) in samples {
+        let per = |f: &dyn Fn(&Sample) -> f64| median(list.iter().map(f).collect());
+        out.insert(
+            name.clone(),
+            json!({
+                "gbit_s": round(per(&|s| s.payload_bytes * 8.0 / s.seconds / 1e9), 3),
+                "cpu_share": round(per(&|s| s.cpu_s / s.seconds), 3),
+                "gbit_per_cpu_s": round(per(&|s| s.payload_bytes * 8.0 / s.cpu_s / 1e9), 3),
+                "reps": list.len(),
+            }),
+        );
+    }
+    Value::Object(out)
+}
+
 /// The goal ratios of issue 6, each the ratio of the two medians.
-fn ratios(
-    udp: &BTreeMap<(String, String), Vec<Sample>>,
-    tcp: &BTreeMap<(String, String), Vec<Sample>>,
-) -> Value {
-    let metric = |map: &BTreeMap<(String, String), Vec<Sample>>,
-                  name: &str,
-                  case: &str,
-                  f: &dyn Fn(&Sample) -> f64| {
+fn ratios(udp: &Samples, tcp: &Samples) -> Value {
+    let metric = |map: &Samples, name: &str, case: &str, f: &dyn Fn(&Sample) -> f64| {
         map.get(&(name.to_string(), case.to_string()))
             .map(|list| median(list.iter().map(f).collect()))
             .unwrap_or(f64::NAN)
@@ -989,7 +1020,7 @@ fn ratios(
     // The best portdial variant against the naive I/O limit, UDP at 1400 B
     // each way and the TCP flow.
     let mut best = Map::new();
-    let cases: Vec<(String, &BTreeMap<(String, String), Vec<Sample>>)> = vec![
+    let cases: Vec<(String, &Samples)> = vec![
         (case_name(Direction::Up, 1400), udp),
         (case_name(Direction::Down, 1400), udp),
         ("tcp".to_string(), tcp),
@@ -1014,10 +1045,7 @@ fn ratios(
     Value::Object(out)
 }
 
-fn print_table(
-    udp: &BTreeMap<(String, String), Vec<Sample>>,
-    tcp: &BTreeMap<(String, String), Vec<Sample>>,
-) {
+fn print_table(udp: &Samples, tcp: &Samples) {
     println!(
         "{:<16} {:<9} {:>10} {:>8} {:>8} {:>12}",
         "implementation", "case", "pps", "Gbit/s", "cpu", "pkts/cpu-s"

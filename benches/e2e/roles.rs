@@ -123,6 +123,27 @@ fn set_int_option(
     Ok(())
 }
 
+/// Routes a socket's traffic out of `--device` only: every session's TUN
+/// has a route to the same peer address, so the destination alone does not
+/// pick the forwarder under test.
+fn bind_to_device(fd: RawFd, args: &Args) -> Result<(), String> {
+    let device: String = arg(args, "device")?;
+    // SAFETY: setsockopt with a live buffer and its length.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_BINDTODEVICE,
+            device.as_ptr().cast(),
+            device.len() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(os_error(&format!("SO_BINDTODEVICE {device}")));
+    }
+    Ok(())
+}
+
 fn set_receive_timeout(fd: RawFd, timeout: Duration) -> Result<(), String> {
     let tv = libc::timeval {
         tv_sec: timeout.as_secs() as libc::time_t,
@@ -339,6 +360,7 @@ fn udp_send(args: &Args) -> Result<(), String> {
     let seconds: f64 = arg(args, "seconds")?;
     let gso = args.contains_key("gso");
     let socket = UdpSocket::bind("0.0.0.0:0").map_err(|e| format!("bind: {e}"))?;
+    bind_to_device(socket.as_raw_fd(), args)?;
     socket
         .connect(dst)
         .map_err(|e| format!("connect {dst}: {e}"))?;
@@ -705,8 +727,13 @@ fn pppoe_pty(args: &Args) -> Result<(), String> {
 fn tcp_send(args: &Args) -> Result<(), String> {
     let dst: SocketAddr = arg(args, "dst")?;
     let seconds: f64 = arg(args, "seconds")?;
-    let mut stream = TcpStream::connect_timeout(&dst, Duration::from_secs(5))
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+        .map_err(|e| format!("socket: {e}"))?;
+    bind_to_device(socket.as_raw_fd(), args)?;
+    socket
+        .connect_timeout(&dst.into(), Duration::from_secs(5))
         .map_err(|e| format!("connect {dst}: {e}"))?;
+    let mut stream = TcpStream::from(socket);
     let chunk = vec![b'x'; 128 << 10];
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(seconds);
@@ -771,6 +798,7 @@ fn port_spray(args: &Args) -> Result<(), String> {
     }
     // SAFETY: a fresh descriptor nobody else owns.
     let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    bind_to_device(fd.as_raw_fd(), args)?;
     // SAFETY: sockaddr_in is plain old data.
     let mut to: libc::sockaddr_in = unsafe { mem::zeroed() };
     to.sin_family = libc::AF_INET as libc::sa_family_t;
@@ -800,7 +828,7 @@ fn port_spray(args: &Args) -> Result<(), String> {
         if rc >= 0 {
             sent += 1;
         }
-        if sent % 100 == 0 {
+        if sent.is_multiple_of(100) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }

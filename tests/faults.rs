@@ -51,15 +51,6 @@ fn env_count(name: &str, default: u32) -> u32 {
     }
 }
 
-fn ping(lab: &Lab, address: &str) -> bool {
-    // pppd may drop the first packets right after IPCP opens: retry a little.
-    eventually(Duration::from_secs(5), || {
-        lab.in_client(&["ping", "-c", "1", "-W", "1", address])
-            .status
-            .success()
-    })
-}
-
 /// What the daemon process holds, from /proc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Usage {
@@ -183,7 +174,7 @@ fn packet_loss_while_dialing_is_survived() {
         );
         dropped_total += count("_dropped=");
         assert!(
-            ping(&lab, "192.0.2.1"),
+            lab.ping("192.0.2.1"),
             "no traffic after dialing through {percent}% loss"
         );
         // End the session cleanly so the next level starts afresh.
@@ -229,7 +220,7 @@ fn server_restarted_many_times_is_redialed_every_time() {
             &mut term
         }
         .push(took);
-        assert!(ping(&lab, "192.0.2.1"), "no traffic after re-dial {round}");
+        assert!(lab.ping("192.0.2.1"), "no traffic after re-dial {round}");
     }
     let status = dialer.status().expect("status");
     eprintln!(
@@ -284,7 +275,7 @@ fn carrier_flapping_then_stable_recovers() {
         "{cpu:.2} s CPU in {:.1?}: spinning?",
         started.elapsed()
     );
-    assert!(ping(&lab, "192.0.2.1"), "no traffic after the flapping");
+    assert!(lab.ping("192.0.2.1"), "no traffic after the flapping");
 }
 
 /// tests/lab.rs thaws the guest as soon as the echo failure is seen. Here
@@ -340,7 +331,7 @@ fn guest_frozen_through_failed_redials_recovers_with_traffic() {
         dialer.log()
     );
     assert!(status["redials"].as_u64().unwrap_or(0) >= 2, "{status}");
-    assert!(ping(&lab, "192.0.2.1"), "no traffic after the thaw");
+    assert!(lab.ping("192.0.2.1"), "no traffic after the thaw");
 }
 
 /// The TUN deleted under the daemon (`ip link del pd0` while up). The
@@ -425,7 +416,7 @@ fn tun_deleted_under_the_daemon_is_recovered() {
         String::from_utf8_lossy(&lab.in_client(&["ip", "route", "show", "default"]).stdout)
             .into_owned();
     assert!(routes.contains("dev pd0"), "default route back: {routes}");
-    assert!(ping(&lab, "192.0.2.1"), "no traffic through the new TUN");
+    assert!(lab.ping("192.0.2.1"), "no traffic through the new TUN");
     let lines = |phase: &str| {
         file_text(&lab.dir.join(format!("{phase}.log")))
             .lines()
@@ -450,7 +441,10 @@ fn tun_deleted_under_the_daemon_is_recovered() {
     // Without --persist the deleted TUN ends the dialer as a lost link does.
     let mut dialer = lab.dial(&["--user", USER, "--password", PASSWORD]);
     dialer.wait_up(Duration::from_secs(20));
-    assert!(lab.in_client(&["ip", "link", "del", "pd0"]).status.success());
+    assert!(lab
+        .in_client(&["ip", "link", "del", "pd0"])
+        .status
+        .success());
     assert_eq!(
         dialer.wait_exit(Duration::from_secs(15)),
         Some(10),
@@ -664,7 +658,7 @@ fn soak_redials_do_not_grow_the_daemon() {
             eprintln!("soak: {round} re-dials, {:?}", usage(pid));
         }
     }
-    assert!(ping(&lab, "192.0.2.1"), "no traffic after the soak");
+    assert!(lab.ping("192.0.2.1"), "no traffic after the soak");
     std::thread::sleep(Duration::from_secs(1));
     let end = usage(pid);
     let warm = warm.expect("warm-up sample");

@@ -9,7 +9,7 @@
 mod common;
 
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::ac::*;
@@ -28,7 +28,7 @@ use rand::{Rng, SeedableRng};
 /// saturates a core: run them one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+fn serial() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -55,18 +55,24 @@ const FAST: &[&str] = &[
     "5",
 ];
 
-const PERSIST: &[&str] = &[
-    "--persist",
-    "--holdoff",
-    "1",
-    "--holdoff-max",
-    "1",
-    "--maxfail",
-    "0",
-];
+/// `--persist`, re-dialing one second after a loss, giving up after
+/// `maxfail` failed attempts in a row (0: never).
+fn persist(maxfail: &str) -> [&str; 7] {
+    [
+        "--persist",
+        "--holdoff",
+        "1",
+        "--holdoff-max",
+        "1",
+        "--maxfail",
+        maxfail,
+    ]
+}
 
-fn args<'a>(sets: &[&'a [&'a str]]) -> Vec<&'a str> {
-    sets.iter().flat_map(|set| set.iter().copied()).collect()
+/// Starts portdial on the wire with the short timers and `extra`.
+fn dial(wire: &Wire, extra: &[&str]) -> Dialer {
+    let args: Vec<&str> = FAST.iter().chain(extra).copied().collect();
+    wire.dial(&args)
 }
 
 /// No panic, bounded memory; returns the RSS (KiB) when the process is alive.
@@ -110,13 +116,45 @@ fn assert_still_up(dialer: &Dialer, id: u64) {
     assert_eq!(status["redials"], 0, "{status}");
 }
 
+/// One case's setup: the serial lock, a wire of its own and an AC on it
+/// running `script`. Bind all three: they drop in reverse, the AC before
+/// the wire's namespaces, the lock last.
+fn hostile_ac(case: &str, script: Script) -> (MutexGuard<'static, ()>, Wire, Ac) {
+    let serial = serial();
+    let wire = Wire::new(case);
+    let ac = wire.ac(script);
+    (serial, wire, ac)
+}
+
+/// Dials with FAST and `extra` and waits for the session; returns its id.
+fn dial_up(wire: &Wire, extra: &[&str]) -> (Dialer, u64) {
+    let mut dialer = dial(wire, extra);
+    let id = session_id(&up(&mut dialer));
+    (dialer, id)
+}
+
+/// Waits for the session after `id` (one re-dial); returns its status and
+/// how long it took.
+fn wait_redialed(dialer: &mut Dialer, id: u64) -> (serde_json::Value, Duration) {
+    dialer.wait_for("a new session", Duration::from_secs(15), |s| {
+        s["phase"] == "up" && s["redials"] == 1 && s["session_id"].as_u64() != Some(id)
+    })
+}
+
+/// How a case that must keep the session ends: session `id` still up and
+/// not re-dialed, IPv4 up logged, no panic, bounded memory.
+fn assert_session_kept(dialer: &mut Dialer, id: u64) {
+    assert_still_up(dialer, id);
+    assert_log(dialer, "IPv4 up");
+    assert_sane(dialer);
+}
+
 /// Frames from portdial (LCP/NCP control packets) of `protocol` with `code`.
 fn sent_by_portdial(ac: &Ac, protocol: Protocol, code: Code) -> Vec<(u8, Vec<u8>)> {
     ac.received()
         .iter()
         .filter_map(|rx| {
-            rx.control(protocol)
-                .filter(|c| c.code == code)
+            rx.control_with_code(protocol, code)
                 .map(|c| (c.identifier, c.data.to_vec()))
         })
         .collect()
@@ -141,20 +179,21 @@ fn lcp_options(list: &[LcpOption<'_>]) -> Vec<u8> {
 
 #[test]
 fn two_acs_one_never_confirms() {
-    let _serial = serial();
-    let wire = Wire::new("twoac");
     // The first to answer takes PADRs but never confirms, and once portdial
     // turned to the other AC it sends a PADS for a session nobody asked it for.
-    let bad = wire.ac(Script {
-        ac_name: "bad-ac".into(),
-        confirm: false,
-        ..Script::default()
-    });
+    let (_serial, wire, bad) = hostile_ac(
+        "twoac",
+        Script {
+            ac_name: "bad-ac".into(),
+            confirm: false,
+            ..Script::default()
+        },
+    );
     bad.on_frame(|emu, rx| {
         let Some(eth) = rx.eth() else {
             return Flow::Continue;
         };
-        if let Some(padr) = rx.discovery().filter(|d| d.code == PppoeCode::Padr) {
+        if let Some(padr) = rx.discovery_with_code(PppoeCode::Padr) {
             if eth.dst != emu.script.mac {
                 let uniq = padr.host_uniq().unwrap_or_default().to_vec();
                 let pads = Emu::discovery_frame(
@@ -178,7 +217,7 @@ fn two_acs_one_never_confirms() {
         first_session_id: 0x0202,
         ..Script::default()
     });
-    let mut dialer = wire.dial(&args(&[FAST]));
+    let mut dialer = dial(&wire, &[]);
     let status = up(&mut dialer);
     assert_eq!(status["ac_name"], "good-ac", "{status}");
     assert_eq!(status["ac_mac"], good_mac.to_string());
@@ -197,20 +236,20 @@ fn two_acs_one_never_confirms() {
     assert_log(&dialer, "trying the next access concentrator that answered");
     // The spoofed PADS did not move the session.
     std::thread::sleep(Duration::from_millis(500));
-    assert_still_up(&dialer, 0x0202);
     assert!(good.count(|rx| rx.is_control(Protocol::Ipcp, Code::ConfigureRequest)) > 0);
-    assert_sane(&mut dialer);
+    assert_session_kept(&mut dialer, 0x0202);
 }
 
 #[test]
 fn pado_flood_from_many_macs() {
-    let _serial = serial();
-    let wire = Wire::new("flood");
-    let ac = wire.ac(Script {
-        ac_name: "real-ac".into(),
-        pado_delay: Duration::from_millis(100),
-        ..Script::default()
-    });
+    let (_serial, wire, ac) = hostile_ac(
+        "flood",
+        Script {
+            ac_name: "real-ac".into(),
+            pado_delay: Duration::from_millis(100),
+            ..Script::default()
+        },
+    );
     const FLOOD: u32 = 10_000;
     // Every PADI draws 10,000 offers echoing its Host-Uniq, from the 200
     // documentation MACs 00:00:5e:00:53:10.. (the only ones we may use),
@@ -235,7 +274,7 @@ fn pado_flood_from_many_macs() {
         }
     }
     ac.on_frame(|emu, rx| {
-        if let Some(padi) = rx.discovery().filter(|d| d.code == PppoeCode::Padi) {
+        if let Some(padi) = rx.discovery_with_code(PppoeCode::Padi) {
             let uniq = padi.host_uniq().unwrap_or_default().to_vec();
             if let Some(eth) = rx.eth() {
                 emu.client = eth.src;
@@ -245,7 +284,7 @@ fn pado_flood_from_many_macs() {
         Flow::Continue
     });
     let before = wire.client_link_stats();
-    let mut dialer = wire.dial(&args(&[FAST, &["--ac-name", "real-ac"]]));
+    let mut dialer = dial(&wire, &["--ac-name", "real-ac"]);
     let status = up(&mut dialer);
     assert_eq!(status["ac_name"], "real-ac");
     let id = session_id(&status);
@@ -260,7 +299,6 @@ fn pado_flood_from_many_macs() {
         .expect("a PADI with Host-Uniq");
     ac.with(|emu| flood(emu, &uniq));
     std::thread::sleep(Duration::from_secs(2));
-    assert_still_up(&dialer, id);
     let after = wire.client_link_stats();
     eprintln!(
         "PADO flood: AC sent {} frames; client interface rx_packets {} -> {}, rx_dropped {} -> {}",
@@ -279,22 +317,23 @@ fn pado_flood_from_many_macs() {
         .collect();
     assert_eq!(padr_destinations, [AC_MAC]);
     assert_log(&dialer, "PPPoE session established");
-    assert_sane(&mut dialer);
+    assert_session_kept(&mut dialer, id);
 }
 
 /// A PADS carrying `error`: without --persist portdial exits 4 naming the
 /// AC's message; with --persist it dials again after the holdoff until
 /// --maxfail, then exits 7.
 fn pads_error_case(case: &str, error_tag: u16, message: &str, logged: &str) {
-    let _serial = serial();
-    let wire = Wire::new(case);
-    let ac = wire.ac(Script {
-        confirm: false,
-        ..Script::default()
-    });
+    let (_serial, wire, ac) = hostile_ac(
+        case,
+        Script {
+            confirm: false,
+            ..Script::default()
+        },
+    );
     let text = message.as_bytes().to_vec();
     ac.on_frame(move |emu, rx| {
-        if let Some(padr) = rx.discovery().filter(|d| d.code == PppoeCode::Padr) {
+        if let Some(padr) = rx.discovery_with_code(PppoeCode::Padr) {
             let uniq = padr.host_uniq().unwrap_or_default().to_vec();
             let pads = Emu::discovery_frame(
                 emu.script.mac,
@@ -312,24 +351,13 @@ fn pads_error_case(case: &str, error_tag: u16, message: &str, logged: &str) {
         }
         Flow::Continue
     });
-    let mut once = wire.dial(&args(&[FAST]));
+    let mut once = dial(&wire, &[]);
     assert_eq!(wait_exit(&mut once, Duration::from_secs(10)), Some(4));
     assert_log(&once, logged);
     assert_log(&once, message);
 
     let start = Instant::now();
-    let mut persistent = wire.dial(&args(&[
-        FAST,
-        &[
-            "--persist",
-            "--holdoff",
-            "1",
-            "--holdoff-max",
-            "1",
-            "--maxfail",
-            "3",
-        ],
-    ]));
+    let mut persistent = dial(&wire, &persist("3"));
     assert_eq!(wait_exit(&mut persistent, Duration::from_secs(20)), Some(7));
     assert_log(&persistent, "consecutive failed attempts (maxfail)");
     assert_log(&persistent, message);
@@ -370,11 +398,8 @@ fn pads_generic_error() {
 
 #[test]
 fn padt_from_a_wrong_mac_or_for_a_wrong_session_is_ignored() {
-    let _serial = serial();
-    let wire = Wire::new("padtbad");
-    let ac = wire.ac(Script::default());
-    let mut dialer = wire.dial(&args(&[FAST]));
-    let id = session_id(&up(&mut dialer));
+    let (_serial, wire, ac) = hostile_ac("padtbad", Script::default());
+    let (mut dialer, id) = dial_up(&wire, &[]);
     let session = id as u16;
     ac.with(|emu| {
         emu.send_padt(doc_mac(9), session, b"from a stranger");
@@ -391,26 +416,19 @@ fn padt_from_a_wrong_mac_or_for_a_wrong_session_is_ignored() {
         emu.send(frame);
     });
     std::thread::sleep(Duration::from_millis(2500));
-    assert_still_up(&dialer, id);
     assert!(!dialer.log().contains("PADT received"), "{}", dialer.log());
     assert_eq!(ac.count(|rx| rx.is_discovery(PppoeCode::Padt)), 0);
     // Echo kept running on the same session.
     assert!(ac.count(|rx| rx.is_control(Protocol::Lcp, Code::EchoRequest)) >= 2);
-    assert_log(&dialer, "IPv4 up");
-    assert_sane(&mut dialer);
+    assert_session_kept(&mut dialer, id);
 }
 
 #[test]
 fn padt_for_our_session_redials() {
-    let _serial = serial();
-    let wire = Wire::new("padtok");
-    let ac = wire.ac(Script::default());
-    let mut dialer = wire.dial(&args(&[FAST, PERSIST]));
-    let id = session_id(&up(&mut dialer));
+    let (_serial, wire, ac) = hostile_ac("padtok", Script::default());
+    let (mut dialer, id) = dial_up(&wire, &persist("0"));
     ac.with(|emu| emu.send_padt(AC_MAC, id as u16, b"administratively closed"));
-    let (status, took) = dialer.wait_for("a new session", Duration::from_secs(15), |s| {
-        s["phase"] == "up" && s["redials"] == 1 && s["session_id"].as_u64() != Some(id)
-    });
+    let (status, took) = wait_redialed(&mut dialer, id);
     eprintln!("re-dialed after the PADT in {took:?}: {status}");
     assert_log(&dialer, "PADT received from the AC");
     assert_log(&dialer, "administratively closed");
@@ -420,11 +438,8 @@ fn padt_for_our_session_redials() {
 
 #[test]
 fn frames_for_other_sessions_are_ignored() {
-    let _serial = serial();
-    let wire = Wire::new("othersess");
-    let ac = wire.ac(Script::default());
-    let mut dialer = wire.dial(&args(&[FAST]));
-    let id = session_id(&up(&mut dialer));
+    let (_serial, wire, ac) = hostile_ac("othersess", Script::default());
+    let (mut dialer, id) = dial_up(&wire, &[]);
     let ours = id as u16;
     let terminate = |identifier: u8| {
         portdial_protocol::control::Repr {
@@ -468,7 +483,6 @@ fn frames_for_other_sessions_are_ignored() {
         }
     });
     std::thread::sleep(Duration::from_millis(2000));
-    assert_still_up(&dialer, id);
     for code in [Code::TerminateAck, Code::EchoReply, Code::ProtocolReject] {
         let answers: Vec<_> = sent_by_portdial(&ac, Protocol::Lcp, code)
             .into_iter()
@@ -483,16 +497,13 @@ fn frames_for_other_sessions_are_ignored() {
     assert!(sent_by_portdial(&ac, Protocol::Ipcp, Code::ConfigureNak).is_empty());
     assert!(sent_by_portdial(&ac, Protocol::Ipcp, Code::ConfigureReject).is_empty());
     assert!(!dialer.log().contains("terminated by the peer"));
-    assert_log(&dialer, "IPv4 up");
-    assert_sane(&mut dialer);
+    assert_session_kept(&mut dialer, id);
 }
 
 // ---- LCP ----
 
 #[test]
 fn lcp_options_with_bad_lengths_are_rejected() {
-    let _serial = serial();
-    let wire = Wire::new("optlen");
     let magic = LcpOption::MagicNumber(0x5eed_f00d);
     let mru = LcpOption::Mru(1492);
     let mut long_data = vec![0x42, 0xff];
@@ -537,11 +548,14 @@ fn lcp_options_with_bad_lengths_are_rejected() {
         ),
     ];
     let requests: Vec<Vec<u8>> = cases.iter().map(|(request, _)| request.clone()).collect();
-    let ac = wire.ac(Script {
-        auth: Auth::None,
-        lcp_options: Some(requests[0].clone()),
-        ..Script::default()
-    });
+    let (_serial, wire, ac) = hostile_ac(
+        "optlen",
+        Script {
+            auth: AcAuth::None,
+            lcp_options: Some(requests[0].clone()),
+            ..Script::default()
+        },
+    );
     // Each Reject makes the AC send the next bad request, then a good one.
     let mut next = requests.into_iter().skip(1);
     ac.on_frame(move |emu, rx| {
@@ -551,35 +565,25 @@ fn lcp_options_with_bad_lengths_are_rejected() {
         }
         Flow::Continue
     });
-    let mut dialer = wire.dial(&args(&[FAST]));
+    let mut dialer = dial(&wire, &[]);
     let status = up(&mut dialer);
     let rejects = sent_by_portdial(&ac, Protocol::Lcp, Code::ConfigureReject);
     let rejected: Vec<Vec<u8>> = rejects.into_iter().map(|(_, data)| data).collect();
     let expected: Vec<Vec<u8>> = cases.into_iter().map(|(_, reject)| reject).collect();
     assert_eq!(rejected, expected);
     assert_eq!(status["mtu"], 1492);
-    assert_log(&dialer, "IPv4 up");
-    assert_still_up(&dialer, session_id(&status));
-    assert_sane(&mut dialer);
+    assert_session_kept(&mut dialer, session_id(&status));
 }
 
 #[test]
 fn configure_nak_loop_hits_max_failure() {
-    let _serial = serial();
-    let wire = Wire::new("nakloop");
-    let ac = wire.ac(Script::default());
+    let (_serial, wire, ac) = hostile_ac("nakloop", Script::default());
     // First run: the AC Naks our MRU with a new acceptable value every time.
     let round = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let counter = round.clone();
     let changing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let mode = changing.clone();
-    ac.on_frame(move |emu, rx| {
-        let Some(request) = rx
-            .control(Protocol::Lcp)
-            .filter(|c| c.code == Code::ConfigureRequest)
-        else {
-            return Flow::Continue;
-        };
+    ac.on_configure_request(Protocol::Lcp, move |emu, request| {
         let n = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Alternating MRUs portdial can take, or one it cannot (64) forever.
         let mru = if mode.load(std::sync::atomic::Ordering::Relaxed) {
@@ -591,7 +595,7 @@ fn configure_nak_loop_hits_max_failure() {
         emu.send_control(Protocol::Lcp, Code::ConfigureNak, request.identifier, &nak);
         Flow::Stop
     });
-    let mut dialer = wire.dial(&args(&[FAST]));
+    let mut dialer = dial(&wire, &[]);
     assert_eq!(wait_exit(&mut dialer, Duration::from_secs(20)), Some(6));
     assert_log(&dialer, "LCP: the peer keeps Nak'ing our MRU");
     assert_log(&dialer, "not converging");
@@ -605,7 +609,7 @@ fn configure_nak_loop_hits_max_failure() {
     // Second run: a Nak portdial cannot take, repeated: Max-Failure rounds.
     changing.store(false, std::sync::atomic::Ordering::Relaxed);
     round.store(0, std::sync::atomic::Ordering::Relaxed);
-    let mut dialer = wire.dial(&args(&[FAST]));
+    let mut dialer = dial(&wire, &[]);
     assert_eq!(wait_exit(&mut dialer, Duration::from_secs(20)), Some(6));
     assert_log(&dialer, "not converging");
     let requests = round.load(std::sync::atomic::Ordering::Relaxed);
@@ -615,20 +619,12 @@ fn configure_nak_loop_hits_max_failure() {
 
 #[test]
 fn configure_reject_of_everything_ends_at_max_configure() {
-    let _serial = serial();
-    let wire = Wire::new("rejall");
-    let ac = wire.ac(Script::default());
+    let (_serial, wire, ac) = hostile_ac("rejall", Script::default());
     // The AC rejects the options of portdial's first request in every answer,
     // also once portdial no longer asks for them.
     let first: std::sync::Arc<Mutex<Option<Vec<u8>>>> = Default::default();
     let remembered = first.clone();
-    ac.on_frame(move |emu, rx| {
-        let Some(request) = rx
-            .control(Protocol::Lcp)
-            .filter(|c| c.code == Code::ConfigureRequest)
-        else {
-            return Flow::Continue;
-        };
+    ac.on_configure_request(Protocol::Lcp, move |emu, request| {
         let options = remembered
             .lock()
             .unwrap()
@@ -643,7 +639,7 @@ fn configure_reject_of_everything_ends_at_max_configure() {
         Flow::Stop
     });
     let start = Instant::now();
-    let mut dialer = wire.dial(&args(&[FAST]));
+    let mut dialer = dial(&wire, &[]);
     assert_eq!(wait_exit(&mut dialer, Duration::from_secs(60)), Some(6));
     eprintln!("gave up after {:?}", start.elapsed());
     assert_log(&dialer, "negotiation timed out");
@@ -675,9 +671,7 @@ fn configure_reject_of_everything_ends_at_max_configure() {
 
 fn our_magic(ac: &Ac) -> Option<u32> {
     ac.received().iter().rev().find_map(|rx| {
-        let request = rx
-            .control(Protocol::Lcp)
-            .filter(|c| c.code == Code::ConfigureRequest)?;
+        let request = rx.control_with_code(Protocol::Lcp, Code::ConfigureRequest)?;
         LcpOption::iter(request.data)
             .flatten()
             .find_map(|option| match option {
@@ -689,12 +683,13 @@ fn our_magic(ac: &Ac) -> Option<u32> {
 
 #[test]
 fn peer_echoing_our_magic_number_is_a_loopback() {
-    let _serial = serial();
-    let wire = Wire::new("loop");
-    let ac = wire.ac(Script {
-        auth: Auth::None,
-        ..Script::default()
-    });
+    let (_serial, wire, ac) = hostile_ac(
+        "loop",
+        Script {
+            auth: AcAuth::None,
+            ..Script::default()
+        },
+    );
     // Negotiation: every LCP packet portdial sends comes straight back, as
     // on a looped-back line (its own magic number in every request).
     ac.on_frame(|emu, rx| match rx.ppp() {
@@ -705,7 +700,7 @@ fn peer_echoing_our_magic_number_is_a_loopback() {
         }
         _ => Flow::Continue,
     });
-    let mut dialer = wire.dial(&args(&[FAST]));
+    let mut dialer = dial(&wire, &[]);
     assert_eq!(wait_exit(&mut dialer, Duration::from_secs(20)), Some(6));
     assert_log(&dialer, "looped back");
     // RFC 1661 §6.4: each collision is Nak'ed with another magic number.
@@ -718,8 +713,7 @@ fn peer_echoing_our_magic_number_is_a_loopback() {
 
     // Up: an Echo-Request carrying our own magic number.
     ac.on_frame(|_, _| Flow::Continue);
-    let mut dialer = wire.dial(&args(&[FAST, PERSIST]));
-    let id = session_id(&up(&mut dialer));
+    let (mut dialer, id) = dial_up(&wire, &persist("0"));
     let magic = our_magic(&ac).expect("portdial's magic number");
     let echo = EchoRepr {
         magic,
@@ -728,9 +722,7 @@ fn peer_echoing_our_magic_number_is_a_loopback() {
     .to_packet(Code::EchoRequest, 0x71);
     ac.with(|emu| emu.send_ppp(Protocol::Lcp.into(), &echo));
     assert_log(&dialer, "looped back");
-    let (status, _) = dialer.wait_for("a new session", Duration::from_secs(15), |s| {
-        s["phase"] == "up" && s["redials"] == 1 && s["session_id"].as_u64() != Some(id)
-    });
+    let (status, _) = wait_redialed(&mut dialer, id);
     eprintln!("re-dialed after the loopback: {status}");
     // No Echo-Reply to our own echo.
     assert!(sent_by_portdial(&ac, Protocol::Lcp, Code::EchoReply)
@@ -741,15 +733,15 @@ fn peer_echoing_our_magic_number_is_a_loopback() {
 
 #[test]
 fn chap_challenges_of_0_and_255_bytes_and_a_stream_of_rechallenges() {
-    let _serial = serial();
-    let wire = Wire::new("chap");
-    let ac = wire.ac(Script {
-        auth: Auth::Chap,
-        chap_value: Vec::new(),
-        ..Script::default()
-    });
-    let mut dialer = wire.dial(&args(&[FAST]));
-    let id = session_id(&up(&mut dialer));
+    let (_serial, wire, ac) = hostile_ac(
+        "chap",
+        Script {
+            auth: AcAuth::Chap,
+            chap_value: Vec::new(),
+            ..Script::default()
+        },
+    );
+    let (mut dialer, id) = dial_up(&wire, &[]);
     assert_log(&dialer, "authenticated");
     let responses = |ac: &Ac| -> Vec<(u8, Vec<u8>)> {
         ac.received()
@@ -820,15 +812,12 @@ fn chap_challenges_of_0_and_255_bytes_and_a_stream_of_rechallenges() {
             &chap_md5_response(*identifier, PASSWORD.as_bytes(), &value)
         );
     }
-    assert_still_up(&dialer, id);
-    assert_sane(&mut dialer);
+    assert_session_kept(&mut dialer, id);
 }
 
 #[test]
 fn pap_ack_before_we_asked_is_ignored() {
-    let _serial = serial();
-    let wire = Wire::new("papearly");
-    let ac = wire.ac(Script::default());
+    let (_serial, wire, ac) = hostile_ac("papearly", Script::default());
     let real_ack_at: std::sync::Arc<Mutex<Option<Instant>>> = Default::default();
     let recorded = real_ack_at.clone();
     ac.on_frame(move |emu, rx| {
@@ -839,10 +828,7 @@ fn pap_ack_before_we_asked_is_ignored() {
             return Flow::Stop;
         }
         // (PAP's Authenticate-Request has code 1, Configure-Request's.)
-        if let Some(request) = rx
-            .control(Protocol::Pap)
-            .filter(|p| p.code == Code::ConfigureRequest)
-        {
+        if let Some(request) = rx.control_with_code(Protocol::Pap, Code::ConfigureRequest) {
             // An Ack of a request portdial never sent, at once.
             emu.send_ppp(
                 Protocol::Pap.into(),
@@ -868,8 +854,7 @@ fn pap_ack_before_we_asked_is_ignored() {
     fn pap_ack(identifier: u8) -> Vec<u8> {
         portdial_protocol::pap::Repr::AuthenticateAck { message: b"early" }.to_packet(identifier)
     }
-    let mut dialer = wire.dial(&args(&[FAST]));
-    let id = session_id(&up(&mut dialer));
+    let (mut dialer, id) = dial_up(&wire, &[]);
     let acked_at = real_ack_at
         .lock()
         .unwrap()
@@ -887,24 +872,15 @@ fn pap_ack_before_we_asked_is_ignored() {
         acked_at - first_ipcp
     );
     assert_log(&dialer, "authenticated");
-    assert_still_up(&dialer, id);
-    assert_sane(&mut dialer);
+    assert_session_kept(&mut dialer, id);
 }
 
 #[test]
 fn ipcp_handing_out_unusable_addresses() {
-    let _serial = serial();
-    let wire = Wire::new("ipcpaddr");
-    let ac = wire.ac(Script::default());
+    let (_serial, wire, ac) = hostile_ac("ipcpaddr", Script::default());
     // Session n hands out BAD[n]; the fourth a good address.
     const BAD: [Ipv4Addr; 3] = [Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, AC_IP];
-    ac.on_frame(|emu, rx| {
-        let Some(request) = rx
-            .control(Protocol::Ipcp)
-            .filter(|c| c.code == Code::ConfigureRequest)
-        else {
-            return Flow::Continue;
-        };
+    ac.on_configure_request(Protocol::Ipcp, |emu, request| {
         let session = usize::from(emu.sessions).checked_sub(1);
         let Some(&bad) = session.and_then(|n| BAD.get(n)) else {
             return Flow::Continue;
@@ -930,7 +906,7 @@ fn ipcp_handing_out_unusable_addresses() {
         }
         Flow::Stop
     });
-    let mut dialer = wire.dial(&args(&[FAST, PERSIST]));
+    let mut dialer = dial(&wire, &persist("0"));
     let (status, took) = dialer.wait_for(
         "up after three bad addresses",
         Duration::from_secs(30),
@@ -955,18 +931,16 @@ fn ipcp_handing_out_unusable_addresses() {
 
 #[test]
 fn peer_mru_of_64_and_65535() {
-    let _serial = serial();
-    let wire = Wire::new("mru");
-    let ac = wire.ac(Script {
-        mru: 64,
-        ..Script::default()
-    });
+    let (_serial, wire, ac) = hostile_ac(
+        "mru",
+        Script {
+            mru: 64,
+            ..Script::default()
+        },
+    );
     // The AC takes the MRU portdial Naks it (RFC 1661 §5.3).
     ac.on_frame(|emu, rx| {
-        if let Some(nak) = rx
-            .control(Protocol::Lcp)
-            .filter(|c| c.code == Code::ConfigureNak)
-        {
+        if let Some(nak) = rx.control_with_code(Protocol::Lcp, Code::ConfigureNak) {
             for option in LcpOption::iter(nak.data).flatten() {
                 if let LcpOption::Mru(mru) = option {
                     emu.script.mru = mru;
@@ -975,7 +949,7 @@ fn peer_mru_of_64_and_65535() {
         }
         Flow::Continue
     });
-    let mut dialer = wire.dial(&args(&[FAST, PERSIST]));
+    let mut dialer = dial(&wire, &persist("0"));
     let status = up(&mut dialer);
     let naks = sent_by_portdial(&ac, Protocol::Lcp, Code::ConfigureNak);
     assert_eq!(
@@ -1011,11 +985,8 @@ fn peer_mru_of_64_and_65535() {
 
 #[test]
 fn unknown_protocols_are_protocol_rejected() {
-    let _serial = serial();
-    let wire = Wire::new("unkproto");
-    let ac = wire.ac(Script::default());
-    let mut dialer = wire.dial(&args(&[FAST]));
-    let id = session_id(&up(&mut dialer));
+    let (_serial, wire, ac) = hostile_ac("unkproto", Script::default());
+    let (mut dialer, id) = dial_up(&wire, &[]);
     // CCP and IPv6CP (not run here), an unassigned network protocol and an
     // unassigned control protocol.
     let protocols = [0x80fd_u16, 0x8057, 0x4021, 0xc0a1];
@@ -1044,18 +1015,13 @@ fn unknown_protocols_are_protocol_rejected() {
     let (protocol, information) = &rejected[4];
     assert_eq!(*protocol, 0x4023);
     assert!(information.len() + 6 <= 1492 && big.starts_with(information));
-    assert_still_up(&dialer, id);
-    assert_log(&dialer, "IPv4 up");
-    assert_sane(&mut dialer);
+    assert_session_kept(&mut dialer, id);
 }
 
 #[test]
 fn unknown_codes_are_code_rejected() {
-    let _serial = serial();
-    let wire = Wire::new("unkcode");
-    let ac = wire.ac(Script::default());
-    let mut dialer = wire.dial(&args(&[FAST]));
-    let id = session_id(&up(&mut dialer));
+    let (_serial, wire, ac) = hostile_ac("unkcode", Script::default());
+    let (mut dialer, id) = dial_up(&wire, &[]);
     let lcp_unknown = [0x42, 0x21, 0x00, 0x06, 0xde, 0xad];
     let ipcp_unknown = [0x0c, 0x22, 0x00, 0x04];
     ac.with(|emu| {
@@ -1075,21 +1041,16 @@ fn unknown_codes_are_code_rejected() {
         sent_by_portdial(&ac, Protocol::Ipcp, Code::CodeReject)[0].1,
         ipcp_unknown
     );
-    assert_still_up(&dialer, id);
-    assert_log(&dialer, "IPv4 up");
-    assert_sane(&mut dialer);
+    assert_session_kept(&mut dialer, id);
 }
 
 // ---- garbage ----
 
 #[test]
 fn garbage_at_full_rate_leaves_the_session_up() {
-    let _serial = serial();
-    let wire = Wire::new("garbage");
-    let ac = wire.ac(Script::default());
+    let (_serial, wire, ac) = hostile_ac("garbage", Script::default());
     // Info level: debug would write a line per malformed frame.
-    let mut dialer = wire.dial(&args(&[FAST, &["--log-level", "info"]]));
-    let id = session_id(&up(&mut dialer));
+    let (mut dialer, id) = dial_up(&wire, &["--log-level", "info"]);
     let session = id as u16;
     let before = wire.client_link_stats();
     let echoes_before = ac.count(|rx| rx.is_control(Protocol::Lcp, Code::EchoRequest));
@@ -1105,12 +1066,18 @@ fn garbage_at_full_rate_leaves_the_session_up() {
         };
         frame[..6].copy_from_slice(&dst.0);
         frame[6..12].copy_from_slice(&AC_MAC.0);
-        let put = |frame: &mut Vec<u8>, at: usize, bytes: &[u8]| {
+        fn put(frame: &mut Vec<u8>, at: usize, bytes: &[u8]) {
             if frame.len() < at + bytes.len() {
                 frame.resize(at + bytes.len(), 0);
             }
             frame[at..at + bytes.len()].copy_from_slice(bytes);
-        };
+        }
+        // EtherType, PPPoE version/type and code, session id.
+        fn session_header(frame: &mut Vec<u8>, ver_type: u8, session: u16) {
+            put(frame, 12, &ethernet::ethertype::PPPOE_SESSION.to_be_bytes());
+            put(frame, 14, &[ver_type, 0x00]);
+            put(frame, 16, &session.to_be_bytes());
+        }
         match i % 6 {
             // Random EtherType (the socket filter's business).
             0 => {}
@@ -1121,50 +1088,22 @@ fn garbage_at_full_rate_leaves_the_session_up() {
                 &ethernet::ethertype::PPPOE_DISCOVERY.to_be_bytes(),
             ),
             // Our session with a wrong version/type.
-            2 => {
-                put(
-                    &mut frame,
-                    12,
-                    &ethernet::ethertype::PPPOE_SESSION.to_be_bytes(),
-                );
-                put(&mut frame, 14, &[0x21, 0x00]);
-                put(&mut frame, 16, &session.to_be_bytes());
-            }
+            2 => session_header(&mut frame, 0x21, session),
             // Our session with a length beyond the frame.
             3 => {
-                put(
-                    &mut frame,
-                    12,
-                    &ethernet::ethertype::PPPOE_SESSION.to_be_bytes(),
-                );
-                put(&mut frame, 14, &[0x11, 0x00]);
-                put(&mut frame, 16, &session.to_be_bytes());
+                session_header(&mut frame, 0x11, session);
                 let claimed = (frame.len() as u16).saturating_add(1);
                 put(&mut frame, 18, &claimed.to_be_bytes());
             }
             // Another session, random payload.
-            4 => {
-                put(
-                    &mut frame,
-                    12,
-                    &ethernet::ethertype::PPPOE_SESSION.to_be_bytes(),
-                );
-                put(&mut frame, 14, &[0x11, 0x00]);
-                put(
-                    &mut frame,
-                    16,
-                    &session.wrapping_add(1 + (i as u16 % 1000)).to_be_bytes(),
-                );
-            }
+            4 => session_header(
+                &mut frame,
+                0x11,
+                session.wrapping_add(1 + (i as u16 % 1000)),
+            ),
             // Our session, an invalid PPP protocol field (even low octet).
             _ => {
-                put(
-                    &mut frame,
-                    12,
-                    &ethernet::ethertype::PPPOE_SESSION.to_be_bytes(),
-                );
-                put(&mut frame, 14, &[0x11, 0x00]);
-                put(&mut frame, 16, &session.to_be_bytes());
+                session_header(&mut frame, 0x11, session);
                 let length = (frame.len().saturating_sub(20)).max(2) as u16;
                 put(&mut frame, 18, &length.to_be_bytes());
                 put(&mut frame, 20, &[0xc0, 0x20]);
@@ -1184,7 +1123,6 @@ fn garbage_at_full_rate_leaves_the_session_up() {
         status["malformed_frames"]
     );
     assert!(sent > 10_000, "the blaster sent only {sent} frames");
-    assert_still_up(&dialer, id);
     assert!(
         status["malformed_frames"].as_u64().unwrap_or(0) > 0,
         "malformed frames are counted: {status}"
@@ -1193,6 +1131,5 @@ fn garbage_at_full_rate_leaves_the_session_up() {
     let echoes = ac.count(|rx| rx.is_control(Protocol::Lcp, Code::EchoRequest)) - echoes_before;
     assert!(echoes >= 3, "only {echoes} Echo-Requests during the storm");
     assert!(!dialer.log().contains("session down"), "{}", dialer.log());
-    assert_log(&dialer, "IPv4 up");
-    assert_sane(&mut dialer);
+    assert_session_kept(&mut dialer, id);
 }

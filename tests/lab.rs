@@ -21,15 +21,6 @@ fn password_file(lab: &Lab, secret: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn ping(lab: &Lab, address: &str) -> bool {
-    // pppd may drop the first packets right after IPCP opens: retry a little.
-    eventually(Duration::from_secs(5), || {
-        lab.in_client(&["ping", "-c", "1", "-W", "1", address])
-            .status
-            .success()
-    })
-}
-
 fn http_get(lab: &Lab, url: &str) -> Vec<u8> {
     let mut body = Vec::new();
     let ok = eventually(Duration::from_secs(10), || {
@@ -113,7 +104,7 @@ fn pap_session_carries_traffic_and_dns_and_ends_with_padt() {
         env.contains(&format!("IPLOCAL={}", status["local_ip"].as_str().unwrap())),
         "{env}"
     );
-    assert!(ping(&lab, "192.0.2.1"), "no ping reply through the TUN");
+    assert!(lab.ping("192.0.2.1"), "no ping reply through the TUN");
     let index = http_get(&lab, lab.get("http_url"));
     let expected =
         std::fs::read(std::path::Path::new(lab.get("www_dir")).join("index.html")).unwrap();
@@ -208,7 +199,7 @@ fn chap_md5_session() {
     let mut dialer = lab.dial(&["--user", USER, "--password-file", &password]);
     let (_, took) = dialer.wait_up(Duration::from_secs(20));
     eprintln!("chap: network up after {took:?}");
-    assert!(ping(&lab, "192.0.2.1"));
+    assert!(lab.ping("192.0.2.1"));
     assert!(
         lab.logs("pppd").contains("CHAP"),
         "pppd did not run CHAP:\n{}",
@@ -375,7 +366,7 @@ fn server_restart_is_redialed() {
         });
         times.push(restarted.elapsed());
         assert!(status["last_failure"].is_string(), "{status}");
-        assert!(ping(&lab, "192.0.2.1"), "no traffic after re-dial {round}");
+        assert!(lab.ping("192.0.2.1"), "no traffic after re-dial {round}");
     }
     eprintln!("re-dial after server restart: {times:?}");
 }

@@ -4,7 +4,7 @@
 //!
 //! Input: one mode byte, then chunks `kind | len | bytes`.
 //! * mode & 3 is how far a small scripted access concentrator (built here,
-//!   after ppp/tests/sim/mod.rs, not depending on it) drives the session
+//!   with the packets of ppp/tests/sim/ac_packets.rs) drives the session
 //!   before the fuzzed frames: 0 just opened (discovery), 1 PPPoE session
 //!   0x0011 established (LCP), 2 LCP opened and authenticated (network
 //!   phase), 3 IPCP and IPv6CP up (running). (mode >> 2) % 3 picks the
@@ -25,7 +25,6 @@
 //! frame; and a close at the end brings the session down in bounded time.
 #![no_main]
 
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
@@ -33,28 +32,20 @@ use portdial_ppp::auth::Secret;
 use portdial_ppp::session::{EchoConfig, Phase, Received, Session, SessionConfig, SessionEvent};
 use portdial_protocol::control::{self, Code};
 use portdial_protocol::encap::{self, SessionEncap};
-use portdial_protocol::ethernet::{self, MacAddr, VlanStack};
+use portdial_protocol::ethernet::{self, VlanStack};
 use portdial_protocol::ipcp::IpcpOption;
 use portdial_protocol::ipv6cp::Ipv6cpOption;
-use portdial_protocol::lcp::{AuthProtocol, LcpOption};
 use portdial_protocol::ppp::Protocol;
-use portdial_protocol::pppoe::{self, Code as PppoeCode, DiscoveryRepr, Tag};
+use portdial_protocol::pppoe::{Code as PppoeCode, DiscoveryRepr, Tag};
 use portdial_protocol::{chap, pap};
 
-const CLIENT_MAC: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x53, 0x02]);
-const AC_MAC: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x53, 0x01]);
-const SESSION_ID: u16 = 0x0011;
-const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
-const AC_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-const DNS: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 2, 53), Ipv4Addr::new(192, 0, 2, 54)];
-const SEED: [u8; 32] = [0x5e; 32];
+#[path = "../../ppp/tests/sim/ac_packets.rs"]
+mod ac_packets;
+use ac_packets::*;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum AcAuth {
-    None,
-    Pap,
-    Chap,
-}
+const SESSION_ID: u16 = 0x0011;
+const AC_MAGIC: u32 = 0x1a2b_3c4d;
+const SEED: [u8; 32] = [0x5e; 32];
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, chunks)) = data.split_first() else {
@@ -246,19 +237,14 @@ fn check_sent_frame(session: &Session, frame: &[u8]) {
 
 /// A PPP packet in the AC's session header.
 fn session_frame(protocol: u16, packet: &[u8]) -> Vec<u8> {
-    let encap = SessionEncap {
+    SessionEncap {
         dst: CLIENT_MAC,
         src: AC_MAC,
         vlans: VlanStack::default(),
         session_id: SESSION_ID,
-    };
-    let header_len = encap.header_len();
-    let mut frame = vec![0; header_len + packet.len()];
-    frame[header_len..].copy_from_slice(packet);
-    let range = encap
-        .encapsulate(&mut frame, header_len, packet.len(), protocol)
-        .expect("fuzz chunks are far below the PPPoE length limit");
-    frame[range].to_vec()
+    }
+    .to_frame(protocol, packet)
+    .expect("fuzz chunks are far below the PPPoE length limit")
 }
 
 /// Arbitrary bytes as the PPPoE part of a discovery frame from the AC.
@@ -276,9 +262,7 @@ fn discovery_frame_raw(pppoe_bytes: &[u8]) -> Vec<u8> {
 }
 
 fn discovery_frame(repr: &DiscoveryRepr<'_>) -> Vec<u8> {
-    let mut bytes = vec![0; repr.buffer_len()];
-    repr.emit(&mut pppoe::Packet::new_unchecked(&mut bytes[..]));
-    discovery_frame_raw(&bytes)
+    repr.to_frame(CLIENT_MAC, AC_MAC, VlanStack::default())
 }
 
 fn control_frame(protocol: Protocol, code: Code, identifier: u8, data: &[u8]) -> Vec<u8> {
@@ -387,10 +371,7 @@ impl MiniAc {
     }
 
     fn answer_discovery(&mut self, repr: &DiscoveryRepr<'_>, out: &mut Vec<Vec<u8>>) {
-        let mut tags = vec![Tag::ServiceName(repr.service_name().unwrap_or(b""))];
-        if let Some(uniq) = repr.host_uniq() {
-            tags.push(Tag::HostUniq(uniq));
-        }
+        let mut tags = answer_tags(repr);
         match repr.code {
             PppoeCode::Padi => {
                 tags.push(Tag::AcName(b"fuzz-ac"));
@@ -416,16 +397,7 @@ impl MiniAc {
     }
 
     fn lcp_request(&self) -> Vec<u8> {
-        let mut options = Vec::new();
-        LcpOption::Mru(1492).push_to(&mut options);
-        match self.auth {
-            AcAuth::None => {}
-            AcAuth::Pap => LcpOption::AuthProtocol(AuthProtocol::Pap).push_to(&mut options),
-            AcAuth::Chap => {
-                LcpOption::AuthProtocol(AuthProtocol::Chap { algorithm: 5 }).push_to(&mut options)
-            }
-        }
-        LcpOption::MagicNumber(0x1a2b_3c4d).push_to(&mut options);
+        let options = lcp_request_options(1492, self.auth, AC_MAGIC);
         control_frame(Protocol::Lcp, Code::ConfigureRequest, 1, &options)
     }
 
@@ -447,48 +419,23 @@ impl MiniAc {
                 self.maybe_challenge(out);
             }
             (Protocol::Lcp, Code::EchoRequest) => {
-                let mut data = 0x1a2b_3c4du32.to_be_bytes().to_vec();
-                data.extend_from_slice(packet.data.get(4..).unwrap_or(&[]));
+                let data = echo_reply_data(packet.data, AC_MAGIC);
                 out.push(control_frame(protocol, Code::EchoReply, id, &data));
             }
             (Protocol::Pap, _) => {
                 if let Ok(pap::Repr::AuthenticateRequest { .. }) = pap::Repr::parse(packet) {
-                    let ack = pap::Repr::AuthenticateAck {
-                        message: b"Login ok",
-                    };
-                    out.push(session_frame(Protocol::Pap.into(), &ack.to_packet(id)));
+                    out.push(session_frame(Protocol::Pap.into(), &pap_answer(true, id)));
                 }
             }
             (Protocol::Chap, _) => {
                 if let Ok(chap::Repr::Response { .. }) = chap::Repr::parse(packet) {
-                    let success = chap::Repr::Success {
-                        message: b"Access granted",
-                    };
-                    out.push(session_frame(Protocol::Chap.into(), &success.to_packet(id)));
+                    out.push(session_frame(Protocol::Chap.into(), &chap_answer(true, id)));
                 }
             }
             (Protocol::Ipcp, Code::ConfigureRequest) if self.depth >= 3 => {
                 self.send_ncp_requests(out);
-                let mut nak = Vec::new();
-                for option in IpcpOption::iter(packet.data).flatten() {
-                    match option {
-                        IpcpOption::IpAddress(address) if address != CLIENT_IP => {
-                            IpcpOption::IpAddress(CLIENT_IP).push_to(&mut nak)
-                        }
-                        IpcpOption::PrimaryDns(address) if address != DNS[0] => {
-                            IpcpOption::PrimaryDns(DNS[0]).push_to(&mut nak)
-                        }
-                        IpcpOption::SecondaryDns(address) if address != DNS[1] => {
-                            IpcpOption::SecondaryDns(DNS[1]).push_to(&mut nak)
-                        }
-                        _ => {}
-                    }
-                }
-                if nak.is_empty() {
-                    out.push(control_frame(protocol, Code::ConfigureAck, id, packet.data));
-                } else {
-                    out.push(control_frame(protocol, Code::ConfigureNak, id, &nak));
-                }
+                let (code, data) = ipcp_answer(packet.data, CLIENT_IP);
+                out.push(control_frame(protocol, code, id, &data));
             }
             (Protocol::Ipv6cp, Code::ConfigureRequest) if self.depth >= 3 => {
                 self.send_ncp_requests(out);
@@ -530,8 +477,7 @@ impl MiniAc {
             &ipcp,
         ));
         let mut ipv6cp = Vec::new();
-        Ipv6cpOption::InterfaceIdentifier([0x02, 0, 0x5e, 0xff, 0xfe, 0, 0x53, 0x01])
-            .push_to(&mut ipv6cp);
+        Ipv6cpOption::InterfaceIdentifier(AC_INTERFACE_ID).push_to(&mut ipv6cp);
         out.push(control_frame(
             Protocol::Ipv6cp,
             Code::ConfigureRequest,

@@ -58,13 +58,7 @@ fn session_frame(pair: &Pair, protocol: u16, payload: &[u8]) -> Vec<u8> {
         vlans: VlanStack::default(),
         session_id: pair.acs[0].session_id().unwrap_or(0x11),
     };
-    let header = encap.header_len();
-    let mut frame = vec![0; header + payload.len()];
-    frame[header..].copy_from_slice(payload);
-    let range = encap
-        .encapsulate(&mut frame, header, payload.len(), protocol)
-        .unwrap();
-    frame[range].to_vec()
+    encap.to_frame(protocol, payload).unwrap()
 }
 
 proptest! {

@@ -95,6 +95,18 @@ impl SessionEncap {
         ]);
         Ok(frame_start..frame_end)
     }
+
+    /// A new frame carrying `payload` as `protocol`, for packets built apart
+    /// from the data path's buffers (control packets, test peers).
+    ///
+    /// Errors: Malformed if the payload is too long for the PPPoE length field.
+    pub fn to_frame(&self, protocol: u16, payload: &[u8]) -> Result<Vec<u8>> {
+        let header_len = self.header_len();
+        let mut frame = vec![0; header_len.saturating_add(payload.len())];
+        frame[header_len..].copy_from_slice(payload);
+        self.encapsulate(&mut frame, header_len, payload.len(), protocol)?;
+        Ok(frame)
+    }
 }
 
 /// Where a received session frame's payload is, and what it carries.
@@ -297,6 +309,29 @@ mod tests {
             (0x1234, 0x0021, qinq_vlans())
         );
         assert_eq!(buf[range][d.payload], [0x45, 0, 0, 4]);
+    }
+
+    #[test]
+    fn to_frame_builds_captured_frames() {
+        for fixture in [ZEEK_IPV6, QINQ_ACK] {
+            let frame = bytes(fixture);
+            let d = decapsulate(&frame).unwrap();
+            let encap = SessionEncap {
+                dst: d.dst,
+                src: d.src,
+                vlans: d.vlans,
+                session_id: d.session_id,
+            };
+            let built = encap.to_frame(d.protocol, &frame[d.payload]).unwrap();
+            assert_eq!(built, frame);
+        }
+        let encap = SessionEncap {
+            dst: MacAddr([2, 0, 0, 0, 0, 1]),
+            src: MacAddr([2, 0, 0, 0, 0, 2]),
+            vlans: VlanStack::default(),
+            session_id: 1,
+        };
+        assert_eq!(encap.to_frame(0x21, &[0; 65_534]), Err(Error::Malformed));
     }
 
     #[test]

@@ -15,6 +15,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::ethernet::{self, MacAddr, VlanStack};
 use crate::{Error, Field, Result};
 
 mod field {
@@ -544,6 +545,21 @@ impl<'a> DiscoveryRepr<'a> {
         bytes
     }
 
+    /// The whole Ethernet frame carrying this packet from `src` to `dst`.
+    pub fn to_frame(&self, dst: MacAddr, src: MacAddr, vlans: VlanStack) -> Vec<u8> {
+        let ethernet = ethernet::Repr {
+            dst,
+            src,
+            vlans,
+            ethertype: ethernet::ethertype::PPPOE_DISCOVERY,
+        };
+        let header_len = ethernet.buffer_len();
+        let mut frame = vec![0; header_len + self.buffer_len()];
+        ethernet.emit(&mut frame);
+        self.emit(&mut Packet::new_unchecked(&mut frame[header_len..]));
+        frame
+    }
+
     fn find<R>(&self, pick: impl Fn(&Tag<'a>) -> Option<R>) -> Option<R> {
         self.tags.iter().find_map(pick)
     }
@@ -955,6 +971,21 @@ mod tests {
         assert_eq!(repr.tags[1].name(), "PPP-Max-Payload");
         assert_eq!(repr.host_uniq(), Some(&[0x16, 0x37, 0x2c, 0x16][..]));
         assert_eq!(repr.to_vec(), packet);
+    }
+
+    #[test]
+    fn to_frame_puts_the_packet_behind_an_ethernet_header() {
+        let packet = bytes(TCPDUMP_PADI);
+        let repr = DiscoveryRepr::parse_bytes(&packet).unwrap();
+        let src = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x53, 0x02]);
+        let frame = repr.to_frame(MacAddr::BROADCAST, src, VlanStack::default());
+        assert_eq!(frame[..6], [0xff; 6]);
+        assert_eq!(frame[6..12], src.0);
+        assert_eq!(frame[12..14], [0x88, 0x63]);
+        assert_eq!(frame[14..], packet);
+        let (eth, offset) = ethernet::Repr::parse(&frame).unwrap();
+        assert_eq!((eth.dst, eth.src), (MacAddr::BROADCAST, src));
+        assert_eq!(DiscoveryRepr::parse_bytes(&frame[offset..]).unwrap(), repr);
     }
 
     #[test]

@@ -9,13 +9,17 @@
 //! code inside the AC (inject any frame, change the script), and every frame
 //! received is kept in a log so tests can assert what portdial answered.
 //!
-//! Frames are built and parsed with portdial-protocol only, like the
-//! simulated AC of ppp/tests/sim, but written apart from the client.
+//! Frames are built and parsed with portdial-protocol only, apart from the
+//! client; what the AC says is shared with the simulated AC of ppp/tests/sim
+//! (ppp/tests/sim/ac_packets.rs).
 //!
 //! Needs root (namespaces, veth, raw sockets); without it the test fails and
 //! says so.
 
 #![allow(dead_code)]
+
+#[path = "../../ppp/tests/sim/ac_packets.rs"]
+mod ac_packets;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -32,26 +36,19 @@ use portdial_protocol::control::{self, Code};
 use portdial_protocol::encap::{self, SessionEncap};
 use portdial_protocol::ethernet::{self, MacAddr, VlanStack};
 use portdial_protocol::ipcp::IpcpOption;
-use portdial_protocol::lcp::{AuthProtocol, EchoRepr, LcpOption, ProtocolRejectRepr};
 use portdial_protocol::pap;
 use portdial_protocol::ppp::Protocol;
-use portdial_protocol::pppoe::{self, Code as PppoeCode, DiscoveryRepr, Tag};
+use portdial_protocol::pppoe::{Code as PppoeCode, DiscoveryRepr, Tag};
 use tokio::sync::Notify;
+
+pub use ac_packets::*;
 
 use super::lab::{spawn_dialer, Dialer};
 
-/// Documentation MACs (RFC 7042 §2.1.2).
-pub const CLIENT_MAC: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x53, 0x02]);
-pub const AC_MAC: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x53, 0x01]);
 /// A MAC in the documentation range for the `n`th extra station.
 pub fn doc_mac(n: u8) -> MacAddr {
     MacAddr([0x00, 0x00, 0x5e, 0x00, 0x53, n])
 }
-pub const AC_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
-pub const DNS: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 2, 53), Ipv4Addr::new(192, 0, 2, 54)];
-pub const USER: &str = "alice";
-pub const PASSWORD: &str = "wonderland";
 /// The veth ends: the client's (portdial's --iface) and the AC's.
 pub const CLIENT_IFACE: &str = "h0";
 pub const SERVER_IFACE: &str = "h1";
@@ -157,13 +154,6 @@ impl Drop for Wire {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Auth {
-    None,
-    Pap,
-    Chap,
-}
-
 /// What the well-behaved AC does; tests change fields before or during a run.
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -177,7 +167,7 @@ pub struct Script {
     pub confirm: bool,
     /// Session ids handed out: this, then one more per session.
     pub first_session_id: u16,
-    pub auth: Auth,
+    pub auth: AcAuth,
     /// The AC's LCP Configure-Request options; `None` builds MRU, auth, magic.
     pub lcp_options: Option<Vec<u8>>,
     pub mru: u16,
@@ -202,7 +192,7 @@ impl Default for Script {
             pado_delay: Duration::ZERO,
             confirm: true,
             first_session_id: 0x0101,
-            auth: Auth::Pap,
+            auth: AcAuth::Pap,
             lcp_options: None,
             mru: 1492,
             magic: 0x5eed_f00d,
@@ -235,8 +225,13 @@ impl Rx {
         DiscoveryRepr::parse_bytes(self.frame.get(offset..)?).ok()
     }
 
+    /// The PPPoE discovery packet with `code`, if this is one.
+    pub fn discovery_with_code(&self, code: PppoeCode) -> Option<DiscoveryRepr<'_>> {
+        self.discovery().filter(|d| d.code == code)
+    }
+
     pub fn is_discovery(&self, code: PppoeCode) -> bool {
-        self.discovery().is_some_and(|d| d.code == code)
+        self.discovery_with_code(code).is_some()
     }
 
     /// (session id, PPP protocol, PPP payload) of a session frame.
@@ -254,8 +249,13 @@ impl Rx {
             .flatten()
     }
 
+    /// The control packet of `protocol` with `code`, if this frame carries one.
+    pub fn control_with_code(&self, protocol: Protocol, code: Code) -> Option<control::Repr<'_>> {
+        self.control(protocol).filter(|c| c.code == code)
+    }
+
     pub fn is_control(&self, protocol: Protocol, code: Code) -> bool {
-        self.control(protocol).is_some_and(|c| c.code == code)
+        self.control_with_code(protocol, code).is_some()
     }
 }
 
@@ -277,6 +277,16 @@ struct Negotiation {
     their_acked: bool,
     last_sent: Option<Instant>,
     sent: u32,
+}
+
+impl Negotiation {
+    /// Counts a new Configure-Request sent at `now`; returns its identifier.
+    fn next_request(&mut self, now: Instant) -> u8 {
+        self.identifier = self.identifier.wrapping_add(1);
+        self.last_sent = Some(now);
+        self.sent += 1;
+        self.identifier
+    }
 }
 
 /// The AC's state, seen by hooks and by `Ac::with`.
@@ -341,23 +351,12 @@ impl Emu {
         session_id: u16,
         tags: Vec<Tag<'_>>,
     ) -> Vec<u8> {
-        let repr = DiscoveryRepr {
+        DiscoveryRepr {
             code,
             session_id,
             tags,
-        };
-        let eth = ethernet::Repr {
-            dst,
-            src,
-            vlans: VlanStack::default(),
-            ethertype: ethernet::ethertype::PPPOE_DISCOVERY,
-        };
-        let mut frame = vec![0; eth.buffer_len() + repr.buffer_len()];
-        eth.emit(&mut frame);
-        repr.emit(&mut pppoe::Packet::new_unchecked(
-            &mut frame[eth.buffer_len()..],
-        ));
-        frame
+        }
+        .to_frame(dst, src, VlanStack::default())
     }
 
     /// A PPPoE session frame carrying `packet` as `protocol`, for any
@@ -369,19 +368,14 @@ impl Emu {
         protocol: u16,
         packet: &[u8],
     ) -> Vec<u8> {
-        let encap = SessionEncap {
+        SessionEncap {
             dst,
             src,
             vlans: VlanStack::default(),
             session_id,
-        };
-        let header_len = encap.header_len();
-        let mut frame = vec![0; header_len + packet.len()];
-        frame[header_len..].copy_from_slice(packet);
-        let range = encap
-            .encapsulate(&mut frame, header_len, packet.len(), protocol)
-            .expect("encapsulate a test frame");
-        frame[range].to_vec()
+        }
+        .to_frame(protocol, packet)
+        .expect("a test packet fits a PPPoE frame")
     }
 
     /// Sends a PPP packet on the current session (nothing without one).
@@ -435,33 +429,17 @@ impl Emu {
 
     /// Sends the AC's LCP Configure-Request (again).
     pub fn send_lcp_request(&mut self, now: Instant) {
-        self.lcp.identifier = self.lcp.identifier.wrapping_add(1);
-        self.lcp.last_sent = Some(now);
-        self.lcp.sent += 1;
+        let identifier = self.lcp.next_request(now);
         let options = self.script.lcp_options.clone().unwrap_or_else(|| {
-            let mut out = Vec::new();
-            LcpOption::Mru(self.script.mru).push_to(&mut out);
-            match self.script.auth {
-                Auth::None => {}
-                Auth::Pap => LcpOption::AuthProtocol(AuthProtocol::Pap).push_to(&mut out),
-                Auth::Chap => {
-                    LcpOption::AuthProtocol(AuthProtocol::Chap { algorithm: 5 }).push_to(&mut out)
-                }
-            }
-            LcpOption::MagicNumber(self.script.magic).push_to(&mut out);
-            out
+            lcp_request_options(self.script.mru, self.script.auth, self.script.magic)
         });
-        let identifier = self.lcp.identifier;
         self.send_control(Protocol::Lcp, Code::ConfigureRequest, identifier, &options);
     }
 
     fn send_ipcp_request(&mut self, now: Instant) {
-        self.ipcp.identifier = self.ipcp.identifier.wrapping_add(1);
-        self.ipcp.last_sent = Some(now);
-        self.ipcp.sent += 1;
+        let identifier = self.ipcp.next_request(now);
         let mut options = Vec::new();
         IpcpOption::IpAddress(AC_IP).push_to(&mut options);
-        let identifier = self.ipcp.identifier;
         self.send_control(Protocol::Ipcp, Code::ConfigureRequest, identifier, &options);
     }
 
@@ -524,16 +502,7 @@ impl Emu {
                     pap::Repr::parse(&packet)
                 {
                     let ok = peer_id == USER.as_bytes() && password == PASSWORD.as_bytes();
-                    let repr = if ok {
-                        pap::Repr::AuthenticateAck {
-                            message: b"Login ok",
-                        }
-                    } else {
-                        pap::Repr::AuthenticateNak {
-                            message: b"Login incorrect",
-                        }
-                    };
-                    self.send_ppp(Protocol::Pap.into(), &repr.to_packet(packet.identifier));
+                    self.send_ppp(Protocol::Pap.into(), &pap_answer(ok, packet.identifier));
                     if ok {
                         self.start_network(now);
                     }
@@ -547,16 +516,7 @@ impl Emu {
                         &self.script.chap_value,
                     );
                     let ok = packet.identifier == self.chap_id && value == expected;
-                    let repr = if ok {
-                        chap::Repr::Success {
-                            message: b"Access granted",
-                        }
-                    } else {
-                        chap::Repr::Failure {
-                            message: b"Access denied",
-                        }
-                    };
-                    self.send_ppp(Protocol::Chap.into(), &repr.to_packet(packet.identifier));
+                    self.send_ppp(Protocol::Chap.into(), &chap_answer(ok, packet.identifier));
                     if ok {
                         self.start_network(now);
                     }
@@ -565,12 +525,7 @@ impl Emu {
             Protocol::Ipcp => self.default_ipcp(now, &packet),
             // As pppd without IPv6 (and without CCP): Protocol-Reject.
             _ => {
-                let mut data = Vec::new();
-                ProtocolRejectRepr {
-                    protocol: protocol.into(),
-                    information: payload,
-                }
-                .push_to(&mut data);
+                let data = protocol_reject_data(protocol.into(), payload);
                 self.send_control(Protocol::Lcp, Code::ProtocolReject, 0x99, &data);
             }
         }
@@ -604,12 +559,7 @@ impl Emu {
                 self.client = src;
                 let session_id = self.script.first_session_id.wrapping_add(self.sessions);
                 self.sessions += 1;
-                let host_uniq = repr.host_uniq().map(<[u8]>::to_vec);
-                let service = repr.service_name().unwrap_or(b"").to_vec();
-                let mut tags = vec![Tag::ServiceName(&service)];
-                if let Some(uniq) = &host_uniq {
-                    tags.push(Tag::HostUniq(uniq));
-                }
+                let tags = answer_tags(repr);
                 let frame =
                     Emu::discovery_frame(self.script.mac, src, PppoeCode::Pads, session_id, tags);
                 self.send(frame);
@@ -649,15 +599,7 @@ impl Emu {
                 self.lcp_opened = false;
             }
             Code::EchoRequest if self.script.answer_echo => {
-                let data = EchoRepr::parse(packet.data)
-                    .map(|echo| echo.data.to_vec())
-                    .unwrap_or_default();
-                let mut reply = Vec::new();
-                EchoRepr {
-                    magic: self.script.magic,
-                    data: &data,
-                }
-                .push_to(&mut reply);
+                let reply = echo_reply_data(packet.data, self.script.magic);
                 self.send_control(Protocol::Lcp, Code::EchoReply, packet.identifier, &reply);
             }
             _ => {}
@@ -670,9 +612,9 @@ impl Emu {
         }
         self.lcp_opened = true;
         match self.script.auth {
-            Auth::None => self.start_network(now),
-            Auth::Pap => {}
-            Auth::Chap => {
+            AcAuth::None => self.start_network(now),
+            AcAuth::Pap => {}
+            AcAuth::Chap => {
                 let value = self.script.chap_value.clone();
                 self.send_challenge(&value);
             }
@@ -691,32 +633,9 @@ impl Emu {
     fn default_ipcp(&mut self, now: Instant, packet: &control::Repr<'_>) {
         match packet.code {
             Code::ConfigureRequest => {
-                let mut nak = Vec::new();
-                for option in IpcpOption::iter(packet.data).flatten() {
-                    match option {
-                        IpcpOption::IpAddress(address) if address != self.script.assign => {
-                            IpcpOption::IpAddress(self.script.assign).push_to(&mut nak)
-                        }
-                        IpcpOption::PrimaryDns(address) if address != DNS[0] => {
-                            IpcpOption::PrimaryDns(DNS[0]).push_to(&mut nak)
-                        }
-                        IpcpOption::SecondaryDns(address) if address != DNS[1] => {
-                            IpcpOption::SecondaryDns(DNS[1]).push_to(&mut nak)
-                        }
-                        _ => {}
-                    }
-                }
-                if nak.is_empty() {
-                    self.send_control(
-                        Protocol::Ipcp,
-                        Code::ConfigureAck,
-                        packet.identifier,
-                        packet.data,
-                    );
-                    self.ipcp.their_acked = true;
-                } else {
-                    self.send_control(Protocol::Ipcp, Code::ConfigureNak, packet.identifier, &nak);
-                }
+                let (code, data) = ipcp_answer(packet.data, self.script.assign);
+                self.send_control(Protocol::Ipcp, code, packet.identifier, &data);
+                self.ipcp.their_acked |= code == Code::ConfigureAck;
             }
             Code::ConfigureAck if packet.identifier == self.ipcp.identifier => {
                 self.ipcp.our_acked = true;
@@ -766,6 +685,28 @@ pub struct Ac {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Runs `task` on a new thread named `name` inside namespace `ns`, on a
+/// current-thread tokio runtime of its own.
+fn spawn_in_netns<F, Fut>(name: &str, ns: &str, task: F) -> JoinHandle<Fut::Output>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future,
+    Fut::Output: Send + 'static,
+{
+    let ns = ns.to_string();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            enter_netns(&ns);
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime")
+                .block_on(task())
+        })
+        .unwrap_or_else(|error| panic!("spawn the {name} thread: {error}"))
+}
+
 /// Enters the named namespace on the calling thread.
 pub fn enter_netns(ns: &str) {
     let file = std::fs::File::open(Path::new("/run/netns").join(ns))
@@ -782,18 +723,10 @@ impl Ac {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = {
             let (emu, wake, stop) = (emu.clone(), wake.clone(), stop.clone());
-            let (ns, iface) = (ns.to_string(), iface.to_string());
-            std::thread::Builder::new()
-                .name("hostile-ac".into())
-                .spawn(move || {
-                    enter_netns(&ns);
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .expect("tokio runtime");
-                    runtime.block_on(serve(&iface, emu, wake, stop, ready_tx));
-                })
-                .expect("spawn the AC thread")
+            let iface = iface.to_string();
+            spawn_in_netns("hostile-ac", ns, move || async move {
+                serve(&iface, emu, wake, stop, ready_tx).await
+            })
         };
         ready_rx
             .recv_timeout(Duration::from_secs(10))
@@ -823,6 +756,21 @@ impl Ac {
     /// Sees every received frame before the default behaviour.
     pub fn on_frame(&self, hook: impl FnMut(&mut Emu, &Rx) -> Flow + Send + 'static) {
         self.lock().hook = Some(Box::new(hook));
+    }
+
+    /// Sees every Configure-Request of `protocol` from portdial, before the
+    /// default behaviour; other frames go to the default.
+    pub fn on_configure_request(
+        &self,
+        protocol: Protocol,
+        mut hook: impl FnMut(&mut Emu, &control::Repr<'_>) -> Flow + Send + 'static,
+    ) {
+        self.on_frame(move |emu, rx| {
+            match rx.control_with_code(protocol, Code::ConfigureRequest) {
+                Some(request) => hook(emu, &request),
+                None => Flow::Continue,
+            }
+        });
     }
 
     pub fn received(&self) -> Vec<Rx> {
@@ -905,36 +853,26 @@ pub fn blast(
     duration: Duration,
     make: impl Fn(u64) -> Vec<u8> + Send + 'static,
 ) -> (u64, Duration) {
-    let (ns, iface) = (ns.to_string(), iface.to_string());
-    std::thread::Builder::new()
-        .name("blaster".into())
-        .spawn(move || {
-            enter_netns(&ns);
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio runtime");
-            runtime.block_on(async move {
-                let socket = PacketSocket::open(&iface).expect("open the blaster's socket");
-                // A pool of prebuilt frames, so the loop measures sending only.
-                let pool: Vec<Vec<u8>> = (0..4096).map(&make).collect();
-                let start = Instant::now();
-                let mut sent = 0u64;
-                let mut at = 0usize;
-                while start.elapsed() < duration {
-                    let end = (at + portdial::packet_socket::MAX_BATCH).min(pool.len());
-                    match socket.try_send_batch(&pool[at..end]) {
-                        Ok(n) => sent += n as u64,
-                        Err(_) => tokio::task::yield_now().await,
-                    }
-                    at = if end == pool.len() { 0 } else { end };
-                }
-                (sent, start.elapsed())
-            })
-        })
-        .expect("spawn the blaster")
-        .join()
-        .expect("the blaster panicked")
+    let iface = iface.to_string();
+    spawn_in_netns("blaster", ns, move || async move {
+        let socket = PacketSocket::open(&iface).expect("open the blaster's socket");
+        // A pool of prebuilt frames, so the loop measures sending only.
+        let pool: Vec<Vec<u8>> = (0..4096).map(&make).collect();
+        let start = Instant::now();
+        let mut sent = 0u64;
+        let mut at = 0usize;
+        while start.elapsed() < duration {
+            let end = (at + portdial::packet_socket::MAX_BATCH).min(pool.len());
+            match socket.try_send_batch(&pool[at..end]) {
+                Ok(n) => sent += n as u64,
+                Err(_) => tokio::task::yield_now().await,
+            }
+            at = if end == pool.len() { 0 } else { end };
+        }
+        (sent, start.elapsed())
+    })
+    .join()
+    .expect("the blaster panicked")
 }
 
 /// VmRSS of a process in KiB (from /proc/PID/status).

@@ -164,6 +164,16 @@ impl Lab {
             .unwrap()
     }
 
+    /// Whether `address` answers a ping from the client namespace within a
+    /// few tries: pppd may drop the first packets right after IPCP opens.
+    pub fn ping(&self, address: &str) -> bool {
+        eventually(Duration::from_secs(5), || {
+            self.in_client(&["ping", "-c", "1", "-W", "1", address])
+                .status
+                .success()
+        })
+    }
+
     /// Runs a command in the server namespace (the veth end the guest uses).
     pub fn in_server(&self, command: &[&str]) -> Output {
         Command::new("ip")

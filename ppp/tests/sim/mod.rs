@@ -10,6 +10,8 @@
 
 #![allow(dead_code)]
 
+mod ac_packets;
+
 use std::collections::VecDeque;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -22,23 +24,12 @@ use portdial_protocol::encap::{self, SessionEncap};
 use portdial_protocol::ethernet::{self, MacAddr, VlanStack};
 use portdial_protocol::ipcp::IpcpOption;
 use portdial_protocol::ipv6cp::Ipv6cpOption;
-use portdial_protocol::lcp::{AuthProtocol, EchoRepr, LcpOption, ProtocolRejectRepr};
+use portdial_protocol::lcp::{AuthProtocol, LcpOption, ProtocolRejectRepr};
 use portdial_protocol::pap;
 use portdial_protocol::ppp::Protocol;
-use portdial_protocol::pppoe::{self, Code as PppoeCode, DiscoveryRepr, Tag};
+use portdial_protocol::pppoe::{Code as PppoeCode, DiscoveryRepr, Tag};
 
-pub const CLIENT_MAC: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x53, 0x02]);
-pub const AC_MAC: MacAddr = MacAddr([0x00, 0x00, 0x5e, 0x00, 0x53, 0x01]);
-pub const AC_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
-pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 10);
-pub const DNS: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 2, 53), Ipv4Addr::new(192, 0, 2, 54)];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AcAuth {
-    None,
-    Pap,
-    Chap,
-}
+pub use ac_packets::*;
 
 #[derive(Debug, Clone)]
 pub struct AcConfig {
@@ -93,8 +84,8 @@ impl Default for AcConfig {
             session_id: 0x0011,
             auth: AcAuth::Pap,
             accept_pap_nak: true,
-            user: "alice".into(),
-            password: "wonderland".into(),
+            user: USER.into(),
+            password: PASSWORD.into(),
             mru: 1492,
             magic: 0x1a2b_3c4d,
             ipv6: true,
@@ -232,24 +223,16 @@ impl SimAc {
     /// Sends any PPP packet on the session.
     pub fn send_ppp(&mut self, protocol: Protocol, packet: &[u8]) {
         let Some(encap) = &self.session else { return };
-        let header_len = encap.header_len();
-        let mut frame = vec![0; header_len + packet.len()];
-        frame[header_len..].copy_from_slice(packet);
-        let range = encap
-            .encapsulate(&mut frame, header_len, packet.len(), protocol.into())
-            .unwrap();
-        self.outbox.push_back(frame[range].to_vec());
+        let frame = encap
+            .to_frame(protocol.into(), packet)
+            .expect("the AC's packets fit a PPPoE frame");
+        self.outbox.push_back(frame);
     }
 
     /// Sends an LCP Protocol-Reject of `protocol`, as a peer that stopped
     /// running it does; `information` stands for the rejected packet.
     pub fn send_protocol_reject(&mut self, protocol: Protocol, information: &[u8]) {
-        let mut data = Vec::new();
-        ProtocolRejectRepr {
-            protocol: protocol.into(),
-            information,
-        }
-        .push_to(&mut data);
+        let data = protocol_reject_data(protocol.into(), information);
         self.reply(Protocol::Lcp, Code::ProtocolReject, 0x98, &data);
     }
 
@@ -266,18 +249,8 @@ impl SimAc {
     }
 
     fn push_discovery(&mut self, src: MacAddr, dst: MacAddr, repr: &DiscoveryRepr<'_>) {
-        let eth = ethernet::Repr {
-            dst,
-            src,
-            vlans: VlanStack::default(),
-            ethertype: ethernet::ethertype::PPPOE_DISCOVERY,
-        };
-        let mut frame = vec![0; eth.buffer_len() + repr.buffer_len()];
-        eth.emit(&mut frame);
-        repr.emit(&mut pppoe::Packet::new_unchecked(
-            &mut frame[eth.buffer_len()..],
-        ));
-        self.outbox.push_back(frame);
+        self.outbox
+            .push_back(repr.to_frame(dst, src, VlanStack::default()));
     }
 
     pub fn handle_frame(&mut self, now: Instant, frame: &[u8]) {
@@ -350,10 +323,7 @@ impl SimAc {
                 self.log.padr += 1;
                 self.log.padr_cookie = repr.ac_cookie().map(<[u8]>::to_vec);
                 self.log.padr_ppp_max_payload = repr.ppp_max_payload();
-                let mut tags = vec![Tag::ServiceName(repr.service_name().unwrap_or(b""))];
-                if let Some(uniq) = &host_uniq {
-                    tags.push(Tag::HostUniq(uniq));
-                }
+                let mut tags = answer_tags(repr);
                 let error = self.config.pads_error.clone();
                 if let Some((tag_type, message)) = &error {
                     tags.push(Tag::parse(*tag_type, message.as_bytes()).unwrap());
@@ -409,23 +379,9 @@ impl SimAc {
         }
     }
 
-    fn lcp_options(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        LcpOption::Mru(self.config.mru).push_to(&mut out);
-        match self.config.auth {
-            AcAuth::None => {}
-            AcAuth::Pap => LcpOption::AuthProtocol(AuthProtocol::Pap).push_to(&mut out),
-            AcAuth::Chap => {
-                LcpOption::AuthProtocol(AuthProtocol::Chap { algorithm: 5 }).push_to(&mut out)
-            }
-        }
-        LcpOption::MagicNumber(self.config.magic).push_to(&mut out);
-        out
-    }
-
     fn send_lcp_request(&mut self, now: Instant) {
         self.lcp.identifier = self.lcp.identifier.wrapping_add(1);
-        let options = self.lcp_options();
+        let options = lcp_request_options(self.config.mru, self.config.auth, self.config.magic);
         let packet = control::Repr {
             code: Code::ConfigureRequest,
             identifier: self.lcp.identifier,
@@ -459,8 +415,7 @@ impl SimAc {
     fn send_ipv6cp_request(&mut self, now: Instant) {
         self.ipv6cp.identifier = self.ipv6cp.identifier.wrapping_add(1);
         let mut options = Vec::new();
-        Ipv6cpOption::InterfaceIdentifier([0x02, 0, 0x5e, 0xff, 0xfe, 0, 0x53, 0x01])
-            .push_to(&mut options);
+        Ipv6cpOption::InterfaceIdentifier(AC_INTERFACE_ID).push_to(&mut options);
         let packet = control::Repr {
             code: Code::ConfigureRequest,
             identifier: self.ipv6cp.identifier,
@@ -521,17 +476,7 @@ impl SimAc {
                     let pass = String::from_utf8_lossy(password).into_owned();
                     self.log.pap_requests.push((user.clone(), pass.clone()));
                     let ok = user == self.config.user && pass == self.config.password;
-                    let repr = if ok {
-                        pap::Repr::AuthenticateAck {
-                            message: b"Login ok",
-                        }
-                    } else {
-                        pap::Repr::AuthenticateNak {
-                            message: b"Login incorrect",
-                        }
-                    };
-                    let reply = repr.to_packet(packet.identifier);
-                    self.send_ppp(Protocol::Pap, &reply);
+                    self.send_ppp(Protocol::Pap, &pap_answer(ok, packet.identifier));
                     if ok && !self.auth_done {
                         self.start_network(now);
                     }
@@ -546,17 +491,7 @@ impl SimAc {
                         &[packet.identifier; 16],
                     );
                     let ok = packet.identifier == self.chap_id && value == expected;
-                    let repr = if ok {
-                        chap::Repr::Success {
-                            message: b"Access granted",
-                        }
-                    } else {
-                        chap::Repr::Failure {
-                            message: b"Access denied",
-                        }
-                    };
-                    let reply = repr.to_packet(packet.identifier);
-                    self.send_ppp(Protocol::Chap, &reply);
+                    self.send_ppp(Protocol::Chap, &chap_answer(ok, packet.identifier));
                     if ok && !self.auth_done {
                         self.start_network(now);
                     }
@@ -567,12 +502,7 @@ impl SimAc {
             Protocol::Ipv6cp if self.config.ipv6 => self.handle_ipv6cp(now, &packet),
             _ => {
                 // As pppd: Protocol-Reject what we do not run.
-                let mut data = Vec::new();
-                ProtocolRejectRepr {
-                    protocol,
-                    information: payload,
-                }
-                .push_to(&mut data);
+                let data = protocol_reject_data(protocol, payload);
                 self.reply(Protocol::Lcp, Code::ProtocolReject, 0x99, &data);
             }
         }
@@ -655,13 +585,7 @@ impl SimAc {
             Code::EchoRequest => {
                 self.log.echo_requests += 1;
                 if self.config.answer_echo {
-                    let echo = EchoRepr::parse(packet.data).unwrap();
-                    let mut data = Vec::new();
-                    EchoRepr {
-                        magic: self.config.magic,
-                        data: echo.data,
-                    }
-                    .push_to(&mut data);
+                    let data = echo_reply_data(packet.data, self.config.magic);
                     self.reply(Protocol::Lcp, Code::EchoReply, packet.identifier, &data);
                 }
             }
@@ -679,32 +603,9 @@ impl SimAc {
         match packet.code {
             Code::ConfigureRequest => {
                 self.log.ipcp_requests += 1;
-                let mut nak = Vec::new();
-                for option in IpcpOption::iter(packet.data).flatten() {
-                    match option {
-                        IpcpOption::IpAddress(address) if address != self.config.assign => {
-                            IpcpOption::IpAddress(self.config.assign).push_to(&mut nak)
-                        }
-                        IpcpOption::PrimaryDns(address) if address != DNS[0] => {
-                            IpcpOption::PrimaryDns(DNS[0]).push_to(&mut nak)
-                        }
-                        IpcpOption::SecondaryDns(address) if address != DNS[1] => {
-                            IpcpOption::SecondaryDns(DNS[1]).push_to(&mut nak)
-                        }
-                        _ => {}
-                    }
-                }
-                if nak.is_empty() {
-                    self.reply(
-                        Protocol::Ipcp,
-                        Code::ConfigureAck,
-                        packet.identifier,
-                        packet.data,
-                    );
-                    self.ipcp.their_acked = true;
-                } else {
-                    self.reply(Protocol::Ipcp, Code::ConfigureNak, packet.identifier, &nak);
-                }
+                let (code, data) = ipcp_answer(packet.data, self.config.assign);
+                self.reply(Protocol::Ipcp, code, packet.identifier, &data);
+                self.ipcp.their_acked |= code == Code::ConfigureAck;
             }
             Code::ConfigureAck if packet.identifier == self.ipcp.identifier => {
                 self.ipcp.our_acked = true;

@@ -93,15 +93,6 @@ fn password_file(lab: &Lab) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn ping(lab: &Lab, address: &str) -> bool {
-    // pppd may drop the first packets right after IPCP opens: retry a little.
-    eventually(Duration::from_secs(5), || {
-        lab.in_client(&["ping", "-c", "1", "-W", "1", address])
-            .status
-            .success()
-    })
-}
-
 fn python() -> &'static str {
     // The system interpreter starts faster than a version-manager shim.
     if Path::new("/usr/bin/python3").exists() {
@@ -520,7 +511,7 @@ fn dial(lab: &Lab, args: &[String]) -> (Dialer, String) {
     let (status, took) = dialer.wait_up(Duration::from_secs(20));
     let address = status["local_ip"].as_str().unwrap_or_default().to_string();
     eprintln!("ports: up after {took:?} as {address}");
-    assert!(ping(lab, SERVER), "no ping reply through the session");
+    assert!(lab.ping(SERVER), "no ping reply through the session");
     (dialer, address)
 }
 

@@ -570,23 +570,12 @@ impl Discovery {
     }
 
     fn frame(&self, dst: MacAddr, code: Code, session_id: u16, tags: &[Tag<'_>]) -> Vec<u8> {
-        let repr = DiscoveryRepr {
+        DiscoveryRepr {
             code,
             session_id,
             tags: tags.to_vec(),
-        };
-        let ethernet = ethernet::Repr {
-            dst,
-            src: self.our_mac,
-            vlans: self.config.vlans,
-            ethertype: ethernet::ethertype::PPPOE_DISCOVERY,
-        };
-        let mut frame = vec![0; ethernet.buffer_len() + repr.buffer_len()];
-        ethernet.emit(&mut frame);
-        repr.emit(&mut pppoe::Packet::new_unchecked(
-            &mut frame[ethernet.buffer_len()..],
-        ));
-        frame
+        }
+        .to_frame(dst, self.our_mac, self.config.vlans)
     }
 }
 

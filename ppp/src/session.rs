@@ -814,15 +814,8 @@ impl Session {
     /// Wraps a PPP packet in the session's PPPoE header and queues it.
     fn send_ppp(&mut self, protocol: Protocol, packet: &[u8]) {
         let Some(encap) = &self.encap else { return };
-        let header_len = encap.header_len();
-        let mut frame = vec![0; header_len + packet.len()];
-        frame[header_len..].copy_from_slice(packet);
-        match encap.encapsulate(&mut frame, header_len, packet.len(), protocol.into()) {
-            Ok(range) => {
-                frame.truncate(range.end);
-                frame.drain(..range.start);
-                self.transmit.push_back(frame);
-            }
+        match encap.to_frame(protocol.into(), packet) {
+            Ok(frame) => self.transmit.push_back(frame),
             Err(error) => tracing::debug!(%error, "control packet too large to send"),
         }
     }

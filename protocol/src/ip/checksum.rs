@@ -18,25 +18,27 @@ fn fold(mut sum: u64) -> u16 {
 /// One's complement sum of `bytes` as big-endian 16-bit words; an odd last
 /// byte is padded with a zero, as RFC 1071 does.
 pub fn data(bytes: &[u8]) -> u16 {
-    // Eight bytes at a time keeps the loop short; a u64 accumulator cannot
-    // overflow for any slice that fits in memory once folded per chunk.
+    // The sum commutes with byte swapping (RFC 1071 §2(B)): add the bytes
+    // as native-endian 32-bit halves of 8-byte words, fold, and swap once
+    // at the end. Half the work of big-endian 16-bit words, and it
+    // vectorizes; checksums of whole packets are on the offload data path
+    // (perf). A u64 accumulator of u32s cannot overflow below 16 GiB.
     let mut sum: u64 = 0;
     let mut chunks = bytes.chunks_exact(8);
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
-        let value = u64::from_be_bytes(word);
-        sum +=
-            (value >> 48) + ((value >> 32) & 0xffff) + ((value >> 16) & 0xffff) + (value & 0xffff);
+        let value = u64::from_ne_bytes(word);
+        sum += (value >> 32) + (value & 0xffff_ffff);
     }
     let mut pairs = chunks.remainder().chunks_exact(2);
     for pair in &mut pairs {
-        sum += u64::from(u16::from_be_bytes([pair[0], pair[1]]));
+        sum += u64::from(u16::from_ne_bytes([pair[0], pair[1]]));
     }
     if let [last] = pairs.remainder() {
-        sum += u64::from(u16::from_be_bytes([*last, 0]));
+        sum += u64::from(u16::from_ne_bytes([*last, 0]));
     }
-    fold(sum)
+    u16::from_be(fold(sum))
 }
 
 /// Adds 16-bit one's complement sums.

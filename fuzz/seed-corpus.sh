@@ -10,6 +10,7 @@
 #   ip_inspect          IP packets carried by PPP or straight on Ethernet
 #   replay              whole capture files
 #   local_text          secrets files and control requests (built seeds)
+#   offload             IP packets behind an empty virtio-net header (a plain TUN read)
 # Seeds are named by their SHA-1, as libFuzzer names what it adds, so running
 # this again adds nothing twice. Usage: fuzz/seed-corpus.sh
 set -euo pipefail
@@ -84,6 +85,7 @@ def ppp_layer(protocol, rest):
         save("pap_chap", rest)
     elif protocol in IP:
         save("ip_inspect", rest)
+        save("offload", bytes(10) + rest)
 
 def chunk(kind, body):
     """One chunk of the session target's input; long bodies use the x8 length."""
@@ -121,6 +123,7 @@ for path in sorted(glob.glob(os.path.join(captures, "**", "*.pcap"), recursive=T
                 ppp_layer(protocol, rest)
             elif ethertype in (0x0800, 0x86DD):
                 save("ip_inspect", payload)
+                save("offload", bytes(10) + payload)
         elif linktype in (9, 50, 204):
             packet = frame[1:] if linktype == 204 else frame
             if packet[:2] == b"\xff\x03":

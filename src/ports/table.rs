@@ -3,24 +3,26 @@
 //! with what the judge needs to tell a live port from a phantom one and what
 //! [`super::release`] needs to build valid resets.
 //!
-//! One [`ip::inspect`] per packet, one array lookup, a 32-bit fingerprint of
-//! the addresses, a few additions: no allocation and no hashing of the key. Memory is fixed when the table is
-//! made: two 65,536-slot indexes (256 KiB each) and `max_entries` entries.
+//! One [`ip::inspect`] per packet, one array lookup, a compare of the
+//! packet's endpoints with the entry's, a few additions: no allocation and
+//! no hashing of the key.
 //!
-//! Each entry is stored in two halves, split by what reads and writes them:
-//! - `Hot`, one 64-byte cache line: what every packet updates (times,
-//!   the low bits of the counters, TCP sequence progress or the UDP
-//!   exchange) and a fingerprint of the flow's addresses;
-//! - `Cold`: the addresses and ports, SYN/FIN/RST and ICMP error counts,
-//!   the high bits of the counters and rarely changing times. A packet
-//!   touches it only when something there changes: a new remote (the
-//!   fingerprint differs), a SYN, FIN or RST, a counter carry, the receive
-//!   window closing.
+//! Each entry is one 64-byte cache line, [`Line`], which holds everything an
+//! ordinary entry needs: times, TCP sequence progress or the UDP exchange,
+//! the remote IPv4 address and port inline, the local address as an index
+//! into the table's short list of local addresses (a session has a few),
+//! and the low bits of every counter. What only some entries need lives in
+//! a sparse side table, [`Spill`], made for an entry the first time it needs
+//! one: an IPv6 remote (the line keeps a 32-bit fingerprint of it, so
+//! packets still compare endpoints within the line), a counter carrying out
+//! of its low bits (every 65,536 packets, 16 MiB, 16 SYNs, 4 FINs or RSTs),
+//! a closed receive window, an ICMP error, a local address beyond the list.
 //!
 //! Readers (the judge, `portdial ports`, the release builders) get a
-//! [`PortEntry`], a plain snapshot of both halves.
+//! [`PortEntry`], a plain snapshot assembled from both.
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use portdial_protocol::ip::{self, FlowInfo, Fragment, TcpFlags};
 
@@ -29,11 +31,27 @@ use super::{Direction, Proto, Remote, Tick};
 /// Slots in one protocol's index: one per port number.
 const PORTS: usize = 1 << 16;
 
-/// An index slot with no entry.
+/// An index slot with no entry, and the end of the free list.
 const EMPTY: u32 = u32::MAX;
 
 /// More entries than this can never be used: one per port per protocol.
 pub const MAX_TRACKABLE: usize = 2 * PORTS;
+
+/// Local addresses the table names by a one-byte index; an entry whose
+/// local address finds the list full keeps it in its [`Spill`].
+const LOCALS_MAX: usize = 255;
+
+/// How far packets going `direction` may fill the list of local addresses.
+fn locals_limit(direction: Direction) -> usize {
+    match direction {
+        Direction::Tx => LOCALS_MAX,
+        Direction::Rx => LOCALS_MAX / 2,
+    }
+}
+
+/// [`Line::local`] of an entry whose local address is in its [`Spill`]
+/// (never a valid index: the list holds at most [`LOCALS_MAX`]).
+const SPILLED_LOCAL: u8 = u8::MAX;
 
 /// What the data path saw of one local (protocol, port): a snapshot the
 /// table assembles for readers ([`PortTable::get`], [`PortTable::iter`]).
@@ -128,28 +146,16 @@ fn segment_end(flow: &FlowInfo) -> u32 {
         .wrapping_add(u32::from(flags.contains(TcpFlags::FIN)))
 }
 
-/// A 32-bit fingerprint of a packet's local address, remote address and
-/// remote port, so a packet finds out whether its endpoints changed
-/// without reading the cold half. Multiply-rotate mixing (as FxHash);
-/// distinct endpoints collide with probability about 2^-32, in which case
-/// the entry keeps the previous addresses until the next change.
-///
-/// The addresses are taken by reference: copying the `IpAddr`s out of the
-/// freshly built `FlowInfo` loaded them with wider loads than they were
-/// stored with, and that failed store forwarding (a third of the
-/// accounting's time, perf).
-fn fingerprint(local: &IpAddr, remote: &IpAddr, remote_port: u16) -> u32 {
+/// A 32-bit fingerprint of an IPv6 remote address, kept in the line so a
+/// packet finds out whether its remote changed without reading the spill.
+/// Multiply-rotate mixing (as FxHash); distinct addresses collide with
+/// probability about 2^-32, in which case the entry keeps the previous
+/// address until the next change.
+fn fingerprint(address: &Ipv6Addr) -> u32 {
     const K: u64 = 0x517c_c1b7_2722_0a95;
     let mix = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(K);
-    let eat = |hash: u64, address: &IpAddr| match address {
-        IpAddr::V4(v4) => mix(hash, u64::from(v4.to_bits())),
-        IpAddr::V6(v6) => {
-            let bits = v6.to_bits();
-            // The family is in the word count: 2 words, not 1.
-            mix(mix(hash, (bits >> 64) as u64), bits as u64)
-        }
-    };
-    let hash = mix(eat(eat(0, local), remote), u64::from(remote_port));
+    let bits = address.to_bits();
+    let hash = mix(mix(0, (bits >> 64) as u64), bits as u64);
     (hash >> 32) as u32
 }
 
@@ -157,40 +163,15 @@ fn bump(counter: &mut u32) {
     *counter = counter.saturating_add(1);
 }
 
-fn bump16(counter: &mut u16) {
-    *counter = counter.saturating_add(1);
-}
-
-/// One more packet on a counter split in a hot low half and a cold high
-/// half (together a saturating u32): the high half is touched once per
-/// 65,536 packets.
-fn add_packet(low: &mut u16, high: &mut u16) {
-    match low.checked_add(1) {
-        Some(sum) => *low = sum,
-        None if *high < u16::MAX => {
-            *high += 1;
-            *low = 0;
-        }
-        None => {}
+/// Index of a direction in the per-direction arrays.
+fn side(direction: Direction) -> usize {
+    match direction {
+        Direction::Tx => 0,
+        Direction::Rx => 1,
     }
 }
 
-/// `amount` more bytes on a counter split in a hot low half and a cold
-/// high half (together a saturating u64): the high half is touched once
-/// per 4 GiB.
-fn add_bytes(low: &mut u32, high: &mut u32, amount: u32) {
-    let (sum, carry) = low.overflowing_add(amount);
-    if !carry {
-        *low = sum;
-    } else if *high < u32::MAX {
-        *high += 1;
-        *low = sum;
-    } else {
-        *low = u32::MAX;
-    }
-}
-
-/// Bits of [`Hot::flags`].
+/// Bits of [`Line::flags`].
 mod flag {
     /// `snd_nxt` and `snd_acked` are known.
     pub const SND_KNOWN: u8 = 1 << 0;
@@ -200,113 +181,254 @@ mod flag {
     pub const ACK_PROGRESS: u8 = 1 << 2;
     /// `last_rx_progress` holds a time.
     pub const RX_PROGRESS: u8 = 1 << 3;
-    /// We advertise a zero window since [`super::Cold::zero_window_since`].
+    /// We advertise a zero window since [`super::Spill::zero_window_since`].
     pub const ZERO_WINDOW: u8 = 1 << 4;
+    /// The remote is IPv6: [`super::Line::remote`] is its fingerprint, the
+    /// address is in the spill.
+    pub const REMOTE_V6: u8 = 1 << 5;
+    /// The entry has a [`super::Spill`].
+    pub const SPILLED: u8 = 1 << 6;
 }
 
-/// The per-packet half of an entry: one cache line.
+/// A bit field of [`Line::packed`]: the low bits of a counter.
+#[derive(Clone, Copy)]
+struct Field {
+    shift: u32,
+    bits: u32,
+}
+
+impl Field {
+    const fn mask(self) -> u64 {
+        (1 << self.bits) - 1
+    }
+
+    fn get(self, word: u64) -> u64 {
+        (word >> self.shift) & self.mask()
+    }
+
+    /// Adds `amount` to the field and returns what carried out of it (a
+    /// multiple of 2^bits), for the spill's share of the counter.
+    #[inline]
+    fn add(self, word: &mut u64, amount: u64) -> u64 {
+        // amount ≤ u32::MAX and the field ≤ 24 bits: no overflow.
+        let sum = self.get(*word) + amount;
+        *word = (*word & !(self.mask() << self.shift)) | ((sum & self.mask()) << self.shift);
+        sum & !self.mask()
+    }
+}
+
+/// The fields of [`Line::packed`]: IP bytes (carry every 16 MiB) and
+/// SYN/FIN/RST counts, per direction.
+mod packed {
+    use super::Field;
+    pub const BYTES: [Field; 2] = [
+        Field { shift: 0, bits: 24 },
+        Field {
+            shift: 24,
+            bits: 24,
+        },
+    ];
+    /// SYN, FIN, RST (as [`super::CONTROL`]).
+    pub const CONTROL: [[Field; 2]; 3] = [
+        [Field { shift: 48, bits: 4 }, Field { shift: 52, bits: 4 }],
+        [Field { shift: 56, bits: 2 }, Field { shift: 58, bits: 2 }],
+        [Field { shift: 60, bits: 2 }, Field { shift: 62, bits: 2 }],
+    ];
+}
+
+/// Words of [`Line::exchange`] for TCP (see [`PortEntry`] for each).
+mod tcp_word {
+    pub const SND_NXT: usize = 0;
+    pub const SND_ACKED: usize = 1;
+    pub const RCV_NXT: usize = 2;
+    pub const LAST_ACK_PROGRESS: usize = 3;
+    pub const LAST_RX_PROGRESS: usize = 4;
+}
+
+/// Words of [`Line::exchange`] for UDP (see [`PortEntry`] for each).
+mod udp_word {
+    pub const UNANSWERED: usize = 0;
+    pub const ANSWERED: usize = 1;
+    pub const LAST_ANSWER: usize = 2;
+}
+
+/// An entry: one cache line, all a packet touches and, for most entries,
+/// all there is.
 ///
 /// A time whose counter is still 0 means "never" (`last_tx` before the
 /// first packet sent, `last_answer` before the first answer); the others
 /// have a presence bit in `flags`. Counters hold their low bits here, the
-/// high bits in [`Cold`].
+/// rest (once they carry) in the entry's [`Spill`]. The entry's key is its
+/// place in the index; a free line holds the next free line in
+/// `first_seen`.
 #[derive(Debug, Clone)]
-#[repr(align(64))]
-struct Hot {
+#[repr(C, align(64))]
+struct Line {
+    first_seen: Tick,
     last_tx: Tick,
     last_rx: Tick,
     last_tx_data: Tick,
     last_rx_data: Tick,
-    tx_bytes: u32,
-    rx_bytes: u32,
-    tx_packets: u16,
-    rx_packets: u16,
-    tx_data_packets: u16,
-    rx_data_packets: u16,
-    /// [`fingerprint`] of the endpoints stored in the cold half.
-    endpoints: u32,
+    /// TCP sequence state ([`tcp_word`]) or UDP exchange ([`udp_word`]): the
+    /// protocol is the entry's key's.
+    exchange: [u32; 5],
+    /// The remote IPv4 address, or the [`fingerprint`] of the IPv6 one.
+    remote: u32,
+    /// Low 16 bits of the packets and the payload-bearing packets, per
+    /// direction ([`side`]).
+    packets: [u16; 2],
+    data_packets: [u16; 2],
+    remote_port: u16,
+    /// Index into [`PortTable::locals`], or [`SPILLED_LOCAL`].
+    local: u8,
     /// [`flag`] bits.
     flags: u8,
-    exchange: Exchange,
+    /// [`packed`] fields.
+    packed: u64,
 }
 
-// The point of the split: one cache line per packet.
-const _: () = assert!(std::mem::size_of::<Hot>() == 64);
+// The point of the layout: one cache line per entry.
+const _: () = assert!(std::mem::size_of::<Line>() == 64);
 
-/// What each protocol follows packet by packet.
-#[derive(Debug, Clone)]
-enum Exchange {
-    Tcp(TcpProgress),
-    Udp(UdpExchange),
-}
-
-/// TCP sequence state (see [`PortEntry`] for each field).
+/// What only some entries need (see the module's documentation). Counter
+/// fields hold what carried out of the line's low bits.
 #[derive(Debug, Clone, Default)]
-struct TcpProgress {
-    snd_nxt: u32,
-    snd_acked: u32,
-    rcv_nxt: u32,
-    last_ack_progress: Tick,
-    last_rx_progress: Tick,
-}
-
-/// UDP request/response state (see [`PortEntry`]).
-#[derive(Debug, Clone, Default)]
-struct UdpExchange {
-    unanswered: u32,
-    answered: u32,
-    last_answer: Tick,
-}
-
-/// The half of an entry packets touch only when it changes.
-#[derive(Debug, Clone)]
-struct Cold {
-    /// The entry's key: its slot in the index.
-    proto: Proto,
-    port: u16,
-    local_ip: IpAddr,
-    remote: Remote,
-    first_seen: Tick,
+struct Spill {
+    local_ip: Option<IpAddr>,
+    remote_v6: [u8; 16],
     zero_window_since: Tick,
     icmp_errors: u32,
-    syn: [u16; 2],
-    fin: [u16; 2],
-    rst: [u16; 2],
-    tx_bytes_high: u32,
-    rx_bytes_high: u32,
-    tx_packets_high: u16,
-    rx_packets_high: u16,
-    tx_data_packets_high: u16,
-    rx_data_packets_high: u16,
+    packets: [u32; 2],
+    data_packets: [u32; 2],
+    bytes: [u64; 2],
+    /// SYN, FIN, RST counts (as [`CONTROL`]), per direction.
+    control: [[u16; 2]; 3],
 }
 
-/// Index of a direction in the cold half's per-direction arrays.
-fn side(direction: Direction) -> usize {
-    match direction {
-        Direction::Tx => 0,
-        Direction::Rx => 1,
+/// What an entry without a spill has there.
+const NO_SPILL: Spill = Spill {
+    local_ip: None,
+    remote_v6: [0; 16],
+    zero_window_since: 0,
+    icmp_errors: 0,
+    packets: [0; 2],
+    data_packets: [0; 2],
+    bytes: [0; 2],
+    control: [[0; 2]; 3],
+};
+
+/// The TCP flags counted per entry, in the order of [`Spill::control`].
+const CONTROL: [TcpFlags; 3] = [TcpFlags::SYN, TcpFlags::FIN, TcpFlags::RST];
+
+/// The spills, found by line position through a hash map (they are
+/// touched only on the rare events that need one), kept densely in a slab
+/// so the memory they make resident follows their number. Both are
+/// reserved for `max_entries` when the table is made: a spill is never an
+/// allocation on the data path (the map's 8-byte slots spread over its
+/// buckets; 1 MiB at most for 2^17 entries).
+#[derive(Debug, Clone)]
+struct Spills {
+    by_line: HashMap<u32, u32>,
+    slab: Vec<Spill>,
+    free: Vec<u32>,
+}
+
+impl Spills {
+    fn with_capacity(capacity: usize) -> Spills {
+        Spills {
+            by_line: HashMap::with_capacity(capacity),
+            slab: Vec::with_capacity(capacity),
+            free: Vec::with_capacity(capacity),
+        }
+    }
+
+    /// The spill of the line at `position`, made if it has none.
+    #[cold]
+    #[inline(never)]
+    fn of(&mut self, position: u32, flags: &mut u8) -> &mut Spill {
+        *flags |= flag::SPILLED;
+        let at = match self.by_line.get(&position) {
+            Some(&at) => at as usize,
+            None => {
+                // At most one spill per line: within the reserved capacity.
+                let at = match self.free.pop() {
+                    Some(at) => at as usize,
+                    None => {
+                        self.slab.push(NO_SPILL);
+                        self.slab.len() - 1
+                    }
+                };
+                self.by_line.insert(position, at as u32);
+                if let Some(spill) = self.slab.get_mut(at) {
+                    *spill = NO_SPILL;
+                }
+                at
+            }
+        };
+        // The map only holds slab positions.
+        &mut self.slab[at]
+    }
+
+    fn get(&self, position: u32) -> Option<&Spill> {
+        self.slab.get(*self.by_line.get(&position)? as usize)
+    }
+
+    fn remove(&mut self, position: u32) {
+        if let Some(at) = self.by_line.remove(&position) {
+            self.free.push(at);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.by_line.len()
+    }
+
+    #[cfg(test)]
+    fn capacity(&self) -> (usize, usize, usize) {
+        (
+            self.by_line.capacity(),
+            self.slab.capacity(),
+            self.free.capacity(),
+        )
+    }
+
+    fn clear(&mut self) {
+        self.by_line.clear();
+        self.slab.clear();
+        self.free.clear();
     }
 }
 
-impl Hot {
-    fn new(proto: Proto, endpoints: u32) -> Hot {
-        Hot {
+/// Adds one to a 16-bit low half; true if it carried (wrapped to 0).
+#[inline]
+fn add_one(low: &mut u16) -> bool {
+    let (sum, carried) = low.overflowing_add(1);
+    *low = sum;
+    carried
+}
+
+/// A counter's total: what carried into the spill plus the low bits.
+fn total16(carried: u16, low: u64) -> u16 {
+    carried.saturating_add(u16::try_from(low).unwrap_or(u16::MAX))
+}
+
+impl Line {
+    fn new(now: Tick) -> Line {
+        Line {
+            first_seen: now,
             last_tx: 0,
             last_rx: 0,
             last_tx_data: 0,
             last_rx_data: 0,
-            tx_bytes: 0,
-            rx_bytes: 0,
-            tx_packets: 0,
-            rx_packets: 0,
-            tx_data_packets: 0,
-            rx_data_packets: 0,
-            endpoints,
+            exchange: [0; 5],
+            remote: 0,
+            packets: [0; 2],
+            data_packets: [0; 2],
+            remote_port: 0,
+            local: SPILLED_LOCAL,
             flags: 0,
-            exchange: match proto {
-                Proto::Tcp => Exchange::Tcp(TcpProgress::default()),
-                Proto::Udp => Exchange::Udp(UdpExchange::default()),
-            },
+            packed: 0,
         }
     }
 
@@ -314,81 +436,127 @@ impl Hot {
         self.flags & bit != 0
     }
 
+    /// The packet's remote is the entry's (the local address is checked
+    /// against the table's list).
+    #[inline]
+    fn same_remote(&self, ip: &IpAddr, port: u16) -> bool {
+        self.remote_port == port
+            && match ip {
+                IpAddr::V4(v4) => !self.has(flag::REMOTE_V6) && self.remote == v4.to_bits(),
+                IpAddr::V6(v6) => self.has(flag::REMOTE_V6) && self.remote == fingerprint(v6),
+            }
+    }
+
     /// Counts one packet of this port's flow (not an ICMP error).
     #[inline]
-    fn record(&mut self, now: Tick, direction: Direction, flow: &FlowInfo, cold: &mut Cold) {
+    fn record(
+        &mut self,
+        proto: Proto,
+        now: Tick,
+        direction: Direction,
+        flow: &FlowInfo,
+        spills: &mut Spills,
+        position: u32,
+    ) {
+        let at = side(direction);
         let has_data = flow.payload_len > 0;
+        let packets_carried = add_one(&mut self.packets[at]);
+        let bytes_carried = packed::BYTES[at].add(&mut self.packed, u64::from(flow.total_len));
+        let data_carried = has_data && add_one(&mut self.data_packets[at]);
         match direction {
             Direction::Tx => {
-                add_packet(&mut self.tx_packets, &mut cold.tx_packets_high);
-                add_bytes(&mut self.tx_bytes, &mut cold.tx_bytes_high, flow.total_len);
                 self.last_tx = now;
                 if has_data {
-                    add_packet(&mut self.tx_data_packets, &mut cold.tx_data_packets_high);
                     self.last_tx_data = now;
                 }
             }
             Direction::Rx => {
-                add_packet(&mut self.rx_packets, &mut cold.rx_packets_high);
-                add_bytes(&mut self.rx_bytes, &mut cold.rx_bytes_high, flow.total_len);
                 self.last_rx = now;
                 if has_data {
-                    add_packet(&mut self.rx_data_packets, &mut cold.rx_data_packets_high);
                     self.last_rx_data = now;
                 }
             }
         }
-        match &mut self.exchange {
-            Exchange::Tcp(tcp) => {
+        if packets_carried || bytes_carried != 0 || data_carried {
+            let spill = spills.of(position, &mut self.flags);
+            if packets_carried {
+                spill.packets[at] = spill.packets[at].saturating_add(1 << 16);
+            }
+            if data_carried {
+                spill.data_packets[at] = spill.data_packets[at].saturating_add(1 << 16);
+            }
+            spill.bytes[at] = spill.bytes[at].saturating_add(bytes_carried);
+        }
+        match proto {
+            Proto::Tcp => {
                 let flags = flow.tcp_flags;
                 let control = TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST;
                 if !(flags & control).is_empty() {
-                    cold.count_flags(flags, direction);
+                    self.count_flags(flags, at, spills, position);
                 }
                 match direction {
-                    Direction::Tx => tcp.sent(&mut self.flags, now, flow, cold),
-                    Direction::Rx => tcp.received(&mut self.flags, now, flow),
+                    Direction::Tx => self.sent(now, flow, spills, position),
+                    Direction::Rx => self.received(now, flow),
                 }
             }
-            Exchange::Udp(udp) => match direction {
-                Direction::Tx => bump(&mut udp.unanswered),
-                Direction::Rx => {
-                    if udp.unanswered > 0 {
-                        bump(&mut udp.answered);
-                        udp.last_answer = now;
+            Proto::Udp => {
+                let words = &mut self.exchange;
+                match direction {
+                    Direction::Tx => bump(&mut words[udp_word::UNANSWERED]),
+                    Direction::Rx => {
+                        if words[udp_word::UNANSWERED] > 0 {
+                            bump(&mut words[udp_word::ANSWERED]);
+                            words[udp_word::LAST_ANSWER] = now;
+                        }
+                        words[udp_word::UNANSWERED] = 0;
                     }
-                    udp.unanswered = 0;
                 }
-            },
+            }
         }
     }
-}
 
-impl TcpProgress {
+    #[cold]
+    fn count_flags(&mut self, flags: TcpFlags, at: usize, spills: &mut Spills, position: u32) {
+        for (kind, (flag, fields)) in CONTROL.into_iter().zip(packed::CONTROL).enumerate() {
+            if !flags.contains(flag) {
+                continue;
+            }
+            let carried = fields[at].add(&mut self.packed, 1);
+            if carried != 0 {
+                let spill = spills.of(position, &mut self.flags);
+                let carried = u16::try_from(carried).unwrap_or(u16::MAX);
+                let counter = &mut spill.control[kind][at];
+                *counter = counter.saturating_add(carried);
+            }
+        }
+    }
+
     /// Sequence state from a segment we sent. A reset changes none.
-    fn sent(&mut self, state: &mut u8, now: Tick, flow: &FlowInfo, cold: &mut Cold) {
+    fn sent(&mut self, now: Tick, flow: &FlowInfo, spills: &mut Spills, position: u32) {
         let flags = flow.tcp_flags;
         if flags.contains(TcpFlags::RST) {
             return;
         }
+        let words = &mut self.exchange;
+        let state = &mut self.flags;
         let end = segment_end(flow);
         let syn = flags.contains(TcpFlags::SYN);
         if syn || *state & flag::SND_KNOWN == 0 {
             // Our side (re)starts here: nothing of it is acknowledged yet.
-            self.snd_nxt = end;
-            self.snd_acked = flow.seq;
+            words[tcp_word::SND_NXT] = end;
+            words[tcp_word::SND_ACKED] = flow.seq;
             *state |= flag::SND_KNOWN;
-        } else if seq_after(end, self.snd_nxt) {
-            self.snd_nxt = end;
+        } else if seq_after(end, words[tcp_word::SND_NXT]) {
+            words[tcp_word::SND_NXT] = end;
         }
         if flags.contains(TcpFlags::ACK) {
             if *state & flag::RCV_KNOWN == 0 {
                 // First sight mid-stream: what we acknowledge is what the
                 // peer sent.
-                self.rcv_nxt = flow.ack;
+                words[tcp_word::RCV_NXT] = flow.ack;
                 *state |= flag::RCV_KNOWN;
-            } else if seq_after(flow.ack, self.rcv_nxt) {
-                self.rcv_nxt = flow.ack;
+            } else if seq_after(flow.ack, words[tcp_word::RCV_NXT]) {
+                words[tcp_word::RCV_NXT] = flow.ack;
             }
         } else if syn {
             // Our SYN opens a new connection: the peer's side is unknown
@@ -400,7 +568,7 @@ impl TcpProgress {
         if flow.window == 0 {
             if *state & flag::ZERO_WINDOW == 0 {
                 *state |= flag::ZERO_WINDOW;
-                cold.zero_window_since = now;
+                spills.of(position, state).zero_window_since = now;
             }
         } else {
             *state &= !flag::ZERO_WINDOW;
@@ -408,34 +576,38 @@ impl TcpProgress {
     }
 
     /// Sequence state from a segment the peer sent. A reset changes none.
-    fn received(&mut self, state: &mut u8, now: Tick, flow: &FlowInfo) {
+    fn received(&mut self, now: Tick, flow: &FlowInfo) {
         let flags = flow.tcp_flags;
         if flags.contains(TcpFlags::RST) {
             return;
         }
+        let words = &mut self.exchange;
+        let state = &mut self.flags;
         let end = segment_end(flow);
         let syn = flags.contains(TcpFlags::SYN);
         if syn || *state & flag::RCV_KNOWN == 0 {
-            self.rcv_nxt = end;
+            words[tcp_word::RCV_NXT] = end;
             *state |= flag::RCV_KNOWN;
             if end != flow.seq {
-                self.last_rx_progress = now;
+                words[tcp_word::LAST_RX_PROGRESS] = now;
                 *state |= flag::RX_PROGRESS;
             }
-        } else if seq_after(end, self.rcv_nxt) {
-            self.rcv_nxt = end;
-            self.last_rx_progress = now;
+        } else if seq_after(end, words[tcp_word::RCV_NXT]) {
+            words[tcp_word::RCV_NXT] = end;
+            words[tcp_word::LAST_RX_PROGRESS] = now;
             *state |= flag::RX_PROGRESS;
         }
         if flags.contains(TcpFlags::ACK) {
             if *state & flag::SND_KNOWN == 0 {
                 // First sight mid-stream: the peer expects what it acks.
-                self.snd_nxt = flow.ack;
-                self.snd_acked = flow.ack;
+                words[tcp_word::SND_NXT] = flow.ack;
+                words[tcp_word::SND_ACKED] = flow.ack;
                 *state |= flag::SND_KNOWN;
-            } else if seq_after(flow.ack, self.snd_acked) && !seq_after(flow.ack, self.snd_nxt) {
-                self.snd_acked = flow.ack;
-                self.last_ack_progress = now;
+            } else if seq_after(flow.ack, words[tcp_word::SND_ACKED])
+                && !seq_after(flow.ack, words[tcp_word::SND_NXT])
+            {
+                words[tcp_word::SND_ACKED] = flow.ack;
+                words[tcp_word::LAST_ACK_PROGRESS] = now;
                 *state |= flag::ACK_PROGRESS;
             }
         } else if syn {
@@ -446,115 +618,44 @@ impl TcpProgress {
     }
 }
 
-impl Cold {
-    fn new(proto: Proto, port: u16, local_ip: IpAddr, remote: Remote, now: Tick) -> Cold {
-        Cold {
+impl PortEntry {
+    /// A fresh entry, first seen at `now`, with nothing counted yet.
+    pub fn new(proto: Proto, port: u16, local_ip: IpAddr, remote: Remote, now: Tick) -> PortEntry {
+        PortEntry {
             proto,
             port,
             local_ip,
             remote,
             first_seen: now,
-            zero_window_since: 0,
+            last_tx: None,
+            last_rx: None,
+            last_tx_data: None,
+            last_rx_data: None,
+            tx_packets: 0,
+            rx_packets: 0,
+            tx_bytes: 0,
+            rx_bytes: 0,
+            tx_data_packets: 0,
+            rx_data_packets: 0,
+            syn_tx: 0,
+            syn_rx: 0,
+            fin_tx: 0,
+            fin_rx: 0,
+            rst_tx: 0,
+            rst_rx: 0,
+            snd_known: false,
+            rcv_known: false,
+            snd_nxt: 0,
+            snd_acked: 0,
+            last_ack_progress: None,
+            rcv_nxt: 0,
+            last_rx_progress: None,
+            zero_window_since: None,
+            udp_unanswered: 0,
+            udp_answered: 0,
+            last_answer: None,
+            request_seen: false,
             icmp_errors: 0,
-            syn: [0; 2],
-            fin: [0; 2],
-            rst: [0; 2],
-            tx_bytes_high: 0,
-            rx_bytes_high: 0,
-            tx_packets_high: 0,
-            rx_packets_high: 0,
-            tx_data_packets_high: 0,
-            rx_data_packets_high: 0,
-        }
-    }
-
-    #[cold]
-    fn count_flags(&mut self, flags: TcpFlags, direction: Direction) {
-        let at = side(direction);
-        for (flag, counters) in [
-            (TcpFlags::SYN, &mut self.syn),
-            (TcpFlags::FIN, &mut self.fin),
-            (TcpFlags::RST, &mut self.rst),
-        ] {
-            if flags.contains(flag) {
-                if let Some(counter) = counters.get_mut(at) {
-                    bump16(counter);
-                }
-            }
-        }
-    }
-}
-
-/// A counter from its split halves.
-fn joined16(high: u16, low: u16) -> u32 {
-    u32::from(high) << 16 | u32::from(low)
-}
-
-fn joined32(high: u32, low: u32) -> u64 {
-    u64::from(high) << 32 | u64::from(low)
-}
-
-impl PortEntry {
-    /// A fresh entry, first seen at `now`, with nothing counted yet.
-    pub fn new(proto: Proto, port: u16, local_ip: IpAddr, remote: Remote, now: Tick) -> PortEntry {
-        let endpoints = fingerprint(&local_ip, &remote.ip, remote.port);
-        PortEntry::from_halves(
-            &Hot::new(proto, endpoints),
-            &Cold::new(proto, port, local_ip, remote, now),
-        )
-    }
-
-    // Inlined so that the snapshot is built where the caller keeps it: a
-    // scan makes one per port, and moving them was most of its time (perf).
-    #[inline(always)]
-    fn from_halves(hot: &Hot, cold: &Cold) -> PortEntry {
-        let at = |time: Tick, present: bool| present.then_some(time);
-        let tx_packets = joined16(cold.tx_packets_high, hot.tx_packets);
-        let rx_packets = joined16(cold.rx_packets_high, hot.rx_packets);
-        let tx_data_packets = joined16(cold.tx_data_packets_high, hot.tx_data_packets);
-        let rx_data_packets = joined16(cold.rx_data_packets_high, hot.rx_data_packets);
-        let (tcp, udp) = match &hot.exchange {
-            Exchange::Tcp(tcp) => (tcp.clone(), UdpExchange::default()),
-            Exchange::Udp(udp) => (TcpProgress::default(), udp.clone()),
-        };
-        let [syn_tx, syn_rx] = cold.syn;
-        let [fin_tx, fin_rx] = cold.fin;
-        let [rst_tx, rst_rx] = cold.rst;
-        PortEntry {
-            proto: cold.proto,
-            port: cold.port,
-            local_ip: cold.local_ip,
-            remote: cold.remote,
-            first_seen: cold.first_seen,
-            last_tx: at(hot.last_tx, tx_packets > 0),
-            last_rx: at(hot.last_rx, rx_packets > 0),
-            last_tx_data: at(hot.last_tx_data, tx_data_packets > 0),
-            last_rx_data: at(hot.last_rx_data, rx_data_packets > 0),
-            tx_packets,
-            rx_packets,
-            tx_bytes: joined32(cold.tx_bytes_high, hot.tx_bytes),
-            rx_bytes: joined32(cold.rx_bytes_high, hot.rx_bytes),
-            tx_data_packets,
-            rx_data_packets,
-            syn_tx,
-            syn_rx,
-            fin_tx,
-            fin_rx,
-            rst_tx,
-            rst_rx,
-            snd_known: hot.has(flag::SND_KNOWN),
-            rcv_known: hot.has(flag::RCV_KNOWN),
-            snd_nxt: tcp.snd_nxt,
-            snd_acked: tcp.snd_acked,
-            last_ack_progress: at(tcp.last_ack_progress, hot.has(flag::ACK_PROGRESS)),
-            rcv_nxt: tcp.rcv_nxt,
-            last_rx_progress: at(tcp.last_rx_progress, hot.has(flag::RX_PROGRESS)),
-            zero_window_since: at(cold.zero_window_since, hot.has(flag::ZERO_WINDOW)),
-            udp_unanswered: udp.unanswered,
-            udp_answered: udp.answered,
-            last_answer: at(udp.last_answer, udp.answered > 0),
-            request_seen: tx_data_packets > 0,
-            icmp_errors: cold.icmp_errors,
         }
     }
 }
@@ -562,9 +663,9 @@ impl PortEntry {
 /// The table of port entries, one per local (protocol, port).
 ///
 /// Each protocol has a flat index of 65,536 slots (`u32::MAX` = no entry)
-/// into two parallel slabs (the hot and cold halves) preallocated to
-/// `max_entries`, with a free list. A slot is live when the index of its
-/// key points back at it.
+/// into a slab of [`Line`]s reserved for `max_entries` when the table is
+/// made (the memory becomes resident as entries are first used), with a
+/// free list threaded through the free lines. Iteration walks the indexes.
 ///
 /// **When full**, a packet for a port without an entry is not tracked: it is
 /// only counted in [`PortTable::untracked_packets`], and the table does not
@@ -575,11 +676,14 @@ impl PortEntry {
 /// history.
 #[derive(Debug, Clone)]
 pub struct PortTable {
-    /// Per protocol (see [`proto_slot`]), port → slot in the slabs.
+    /// Per protocol (see [`proto_slot`]), port → position in `lines`.
     index: [Box<[u32; PORTS]>; 2],
-    hot: Vec<Hot>,
-    cold: Vec<Cold>,
-    free: Vec<u32>,
+    lines: Vec<Line>,
+    /// First free line, [`EMPTY`] if none.
+    free: u32,
+    spills: Spills,
+    /// The local addresses entries name by index (a session's few).
+    locals: Vec<IpAddr>,
     len: usize,
     max_entries: usize,
     untracked: u64,
@@ -592,6 +696,42 @@ fn proto_slot(proto: Proto) -> usize {
     }
 }
 
+/// [`PortTable::iter`]: one pass over both indexes, TCP's then UDP's.
+///
+/// A hand-written `next`, inlined into the caller's loop, so the snapshot
+/// is built where the caller takes it: through iterator adapters the
+/// closure building it was not inlined, and moving each snapshot out of it
+/// (then reading it back, a failed store forwarding) took 40% of a scan.
+struct Entries<'a> {
+    table: &'a PortTable,
+    /// Both indexes as one: TCP's slots, then UDP's.
+    slot: usize,
+}
+
+impl Iterator for Entries<'_> {
+    type Item = PortEntry;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<PortEntry> {
+        while self.slot < PROTOS.len() * PORTS {
+            let (which, port) = (self.slot / PORTS, self.slot % PORTS);
+            self.slot += 1;
+            let index = self.table.index.get(which)?;
+            let (Some(&proto), Some(&position)) = (PROTOS.get(which), index.get(port)) else {
+                return None;
+            };
+            if position != EMPTY {
+                // Live entries always have their snapshot.
+                return self.table.entry_at(proto, port as u16, position as usize);
+            }
+        }
+        None
+    }
+}
+
+/// The protocols in the order of their indexes ([`proto_slot`]).
+const PROTOS: [Proto; 2] = [Proto::Tcp, Proto::Udp];
+
 fn empty_index() -> Box<[u32; PORTS]> {
     // Built on the heap: 256 KiB would be a lot of stack.
     let boxed: Box<[u32]> = vec![EMPTY; PORTS].into_boxed_slice();
@@ -601,22 +741,24 @@ fn empty_index() -> Box<[u32; PORTS]> {
 }
 
 impl PortTable {
-    /// Bytes of memory one entry takes: its hot and cold halves (the two
+    /// Bytes of memory an entry takes, unless it needs a spill (the two
     /// indexes, 512 KiB, come on top whatever the size).
-    pub const ENTRY_BYTES: usize =
-        std::mem::size_of::<Hot>() + std::mem::size_of::<Cold>() + std::mem::size_of::<u32>();
-    /// Bytes of an entry's half that every packet touches.
-    pub const HOT_ENTRY_BYTES: usize = std::mem::size_of::<Hot>();
+    pub const ENTRY_BYTES: usize = std::mem::size_of::<Line>();
+    /// Bytes of an entry that every packet touches.
+    pub const HOT_ENTRY_BYTES: usize = std::mem::size_of::<Line>();
+    /// Bytes of a spill, for the entries that need one.
+    pub const SPILL_BYTES: usize = std::mem::size_of::<Spill>() + std::mem::size_of::<(u32, u32)>();
 
     /// A table for at most `max_entries` ports (capped at [`MAX_TRACKABLE`]),
-    /// with all its memory allocated now.
+    /// with all its memory reserved now.
     pub fn new(max_entries: usize) -> PortTable {
         let max_entries = max_entries.min(MAX_TRACKABLE);
         PortTable {
             index: [empty_index(), empty_index()],
-            hot: Vec::with_capacity(max_entries),
-            cold: Vec::with_capacity(max_entries),
-            free: Vec::with_capacity(max_entries),
+            lines: Vec::with_capacity(max_entries),
+            free: EMPTY,
+            spills: Spills::with_capacity(max_entries),
+            locals: Vec::with_capacity(LOCALS_MAX),
             len: 0,
             max_entries,
             untracked: 0,
@@ -654,52 +796,99 @@ impl PortTable {
         } else {
             (&flow.dst, flow.dst_port, &flow.src, flow.src_port)
         };
-        let endpoints = fingerprint(local_ip, remote_ip, remote_port);
-        let remote = || Remote {
-            ip: *remote_ip,
-            port: remote_port,
-        };
         let position = match self.position(proto, port) {
             Some(position) => position,
-            None => self.insert(proto, port, *local_ip, remote(), endpoints, now)?,
+            None => {
+                let position = self.insert(proto, port, now)?;
+                self.set_endpoints(position, direction, local_ip, remote_ip, remote_port);
+                position
+            }
         };
-        let (hot, cold) = (self.hot.get_mut(position)?, self.cold.get_mut(position)?);
         if flow.quoted {
-            bump(&mut cold.icmp_errors);
+            let line = self.lines.get_mut(position)?;
+            bump(&mut self.spills.of(position as u32, &mut line.flags).icmp_errors);
             return Some((proto, port));
         }
-        if hot.endpoints != endpoints {
-            hot.endpoints = endpoints;
-            cold.local_ip = *local_ip;
-            cold.remote = remote();
+        let line = self.lines.get(position)?;
+        let same_local = self.locals.get(usize::from(line.local)) == Some(local_ip);
+        if !(same_local && line.same_remote(remote_ip, remote_port)) {
+            self.set_endpoints(position, direction, local_ip, remote_ip, remote_port);
         }
-        hot.record(now, direction, flow, cold);
+        let line = self.lines.get_mut(position)?;
+        line.record(
+            proto,
+            now,
+            direction,
+            flow,
+            &mut self.spills,
+            position as u32,
+        );
         Some((proto, port))
+    }
+
+    /// Records the endpoints of the packet in the entry at `position` (a new
+    /// entry, or the packet's endpoints differ from the entry's).
+    #[cold]
+    #[inline(never)]
+    fn set_endpoints(
+        &mut self,
+        position: usize,
+        direction: Direction,
+        local_ip: &IpAddr,
+        remote_ip: &IpAddr,
+        remote_port: u16,
+    ) {
+        let known = self.locals.iter().position(|ip| ip == local_ip);
+        let local = match known {
+            Some(index) => Some(index),
+            // A peer choosing destinations can fill only half of the list:
+            // the rest is for the addresses our own stack sends from.
+            None if self.locals.len() < locals_limit(direction) => {
+                // Within the capacity reserved in `new`: no reallocation.
+                self.locals.push(*local_ip);
+                Some(self.locals.len() - 1)
+            }
+            None => None,
+        };
+        let Some(line) = self.lines.get_mut(position) else {
+            return;
+        };
+        let position = position as u32;
+        match local.and_then(|index| u8::try_from(index).ok()) {
+            Some(index) => line.local = index,
+            None => {
+                line.local = SPILLED_LOCAL;
+                self.spills.of(position, &mut line.flags).local_ip = Some(*local_ip);
+            }
+        }
+        line.remote_port = remote_port;
+        match remote_ip {
+            IpAddr::V4(v4) => {
+                line.remote = v4.to_bits();
+                line.flags &= !flag::REMOTE_V6;
+            }
+            IpAddr::V6(v6) => {
+                line.remote = fingerprint(v6);
+                line.flags |= flag::REMOTE_V6;
+                self.spills.of(position, &mut line.flags).remote_v6 = v6.octets();
+            }
+        }
     }
 
     /// A new entry for (proto, port), which has none, if there is room.
     #[cold]
-    fn insert(
-        &mut self,
-        proto: Proto,
-        port: u16,
-        local_ip: IpAddr,
-        remote: Remote,
-        endpoints: u32,
-        now: Tick,
-    ) -> Option<usize> {
-        let hot = Hot::new(proto, endpoints);
-        let cold = Cold::new(proto, port, local_ip, remote, now);
-        let position = if let Some(free) = self.free.pop() {
-            let position = free as usize;
-            *self.hot.get_mut(position)? = hot;
-            *self.cold.get_mut(position)? = cold;
+    fn insert(&mut self, proto: Proto, port: u16, now: Tick) -> Option<usize> {
+        let line = Line::new(now);
+        let position = if self.free != EMPTY {
+            let position = self.free as usize;
+            let slot = self.lines.get_mut(position)?;
+            self.free = slot.first_seen;
+            *slot = line;
             position
-        } else if self.hot.len() < self.max_entries {
+        } else if self.lines.len() < self.max_entries {
             // Within the capacity reserved in `new`: no reallocation.
-            self.hot.push(hot);
-            self.cold.push(cold);
-            self.hot.len() - 1
+            self.lines.push(line);
+            self.lines.len() - 1
         } else {
             self.untracked = self.untracked.saturating_add(1);
             return None;
@@ -717,38 +906,119 @@ impl PortTable {
         }
     }
 
-    /// The entry at `position` if it is live.
+    /// The snapshot of (proto, port)'s entry, at `position`.
+    // Inlined so that the snapshot is built where the caller keeps it: a
+    // scan makes one per port, and moving them was most of its time (perf).
     #[inline(always)]
-    fn entry_at(&self, position: usize) -> Option<PortEntry> {
-        let cold = self.cold.get(position)?;
-        if self.position(cold.proto, cold.port) != Some(position) {
-            return None;
-        }
-        Some(PortEntry::from_halves(self.hot.get(position)?, cold))
+    fn entry_at(&self, proto: Proto, port: u16, position: usize) -> Option<PortEntry> {
+        let line = self.lines.get(position)?;
+        let spill = if line.has(flag::SPILLED) {
+            self.spills.get(position as u32)
+        } else {
+            None
+        };
+        let spill = spill.unwrap_or(&NO_SPILL);
+        let local_ip = match self.locals.get(usize::from(line.local)) {
+            Some(ip) => *ip,
+            None => spill.local_ip?,
+        };
+        let remote_ip = if line.has(flag::REMOTE_V6) {
+            IpAddr::V6(Ipv6Addr::from(spill.remote_v6))
+        } else {
+            IpAddr::V4(Ipv4Addr::from_bits(line.remote))
+        };
+        let at = |time: Tick, present: bool| present.then_some(time);
+        let count = |carried: u32, low: u16| carried.saturating_add(u32::from(low));
+        let bytes =
+            |side: usize| spill.bytes[side].saturating_add(packed::BYTES[side].get(line.packed));
+        let control = |kind: usize, side: usize| {
+            total16(
+                spill.control[kind][side],
+                packed::CONTROL[kind][side].get(line.packed),
+            )
+        };
+        let tx_packets = count(spill.packets[0], line.packets[0]);
+        let rx_packets = count(spill.packets[1], line.packets[1]);
+        let tx_data_packets = count(spill.data_packets[0], line.data_packets[0]);
+        let rx_data_packets = count(spill.data_packets[1], line.data_packets[1]);
+        let words = &line.exchange;
+        let (tcp, udp) = match proto {
+            Proto::Tcp => (*words, [0; 5]),
+            Proto::Udp => ([0; 5], *words),
+        };
+        Some(PortEntry {
+            proto,
+            port,
+            local_ip,
+            remote: Remote {
+                ip: remote_ip,
+                port: line.remote_port,
+            },
+            first_seen: line.first_seen,
+            last_tx: at(line.last_tx, tx_packets > 0),
+            last_rx: at(line.last_rx, rx_packets > 0),
+            last_tx_data: at(line.last_tx_data, tx_data_packets > 0),
+            last_rx_data: at(line.last_rx_data, rx_data_packets > 0),
+            tx_packets,
+            rx_packets,
+            tx_bytes: bytes(0),
+            rx_bytes: bytes(1),
+            tx_data_packets,
+            rx_data_packets,
+            syn_tx: control(0, 0),
+            syn_rx: control(0, 1),
+            fin_tx: control(1, 0),
+            fin_rx: control(1, 1),
+            rst_tx: control(2, 0),
+            rst_rx: control(2, 1),
+            snd_known: line.has(flag::SND_KNOWN),
+            rcv_known: line.has(flag::RCV_KNOWN),
+            snd_nxt: tcp[tcp_word::SND_NXT],
+            snd_acked: tcp[tcp_word::SND_ACKED],
+            last_ack_progress: at(
+                tcp[tcp_word::LAST_ACK_PROGRESS],
+                line.has(flag::ACK_PROGRESS),
+            ),
+            rcv_nxt: tcp[tcp_word::RCV_NXT],
+            last_rx_progress: at(tcp[tcp_word::LAST_RX_PROGRESS], line.has(flag::RX_PROGRESS)),
+            zero_window_since: at(spill.zero_window_since, line.has(flag::ZERO_WINDOW)),
+            udp_unanswered: udp[udp_word::UNANSWERED],
+            udp_answered: udp[udp_word::ANSWERED],
+            last_answer: at(udp[udp_word::LAST_ANSWER], udp[udp_word::ANSWERED] > 0),
+            request_seen: tx_data_packets > 0,
+            icmp_errors: spill.icmp_errors,
+        })
     }
 
     /// A snapshot of the entry of (proto, port).
     pub fn get(&self, proto: Proto, port: u16) -> Option<PortEntry> {
-        self.entry_at(self.position(proto, port)?)
+        self.entry_at(proto, port, self.position(proto, port)?)
     }
 
-    /// Removes and returns the entry of (proto, port); its slot is reused.
+    /// Removes and returns the entry of (proto, port); its line is reused.
     pub fn remove(&mut self, proto: Proto, port: u16) -> Option<PortEntry> {
         let position = self.position(proto, port)?;
-        let entry = self.entry_at(position)?;
+        let entry = self.entry_at(proto, port, position)?;
         self.index[proto_slot(proto)][usize::from(port)] = EMPTY;
-        // Within the preallocated capacity: one free slot per slot.
-        self.free.push(position as u32);
+        let line = self.lines.get_mut(position)?;
+        if line.has(flag::SPILLED) {
+            self.spills.remove(position as u32);
+        }
+        line.flags = 0;
+        line.first_seen = self.free;
+        self.free = position as u32;
         self.len -= 1;
         Some(entry)
     }
 
     /// Keeps the entries for which `keep` is true and removes the others.
     pub fn retain(&mut self, mut keep: impl FnMut(&PortEntry) -> bool) {
-        for position in 0..self.cold.len() {
-            if let Some(entry) = self.entry_at(position) {
-                if !keep(&entry) {
-                    self.remove(entry.proto, entry.port);
+        for proto in PROTOS {
+            for port in 0..=u16::MAX {
+                if let Some(entry) = self.get(proto, port) {
+                    if !keep(&entry) {
+                        self.remove(proto, port);
+                    }
                 }
             }
         }
@@ -756,7 +1026,10 @@ impl PortTable {
 
     /// Snapshots of the entries, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = PortEntry> + '_ {
-        (0..self.cold.len()).filter_map(|position| self.entry_at(position))
+        Entries {
+            table: self,
+            slot: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -777,13 +1050,15 @@ impl PortTable {
         self.untracked
     }
 
-    /// Removes every entry; the memory stays allocated.
+    /// Removes every entry; the memory stays reserved.
     pub fn clear(&mut self) {
-        for cold in self.cold.drain(..) {
-            self.index[proto_slot(cold.proto)][usize::from(cold.port)] = EMPTY;
+        for index in &mut self.index {
+            index.fill(EMPTY);
         }
-        self.hot.clear();
-        self.free.clear();
+        self.lines.clear();
+        self.free = EMPTY;
+        self.spills.clear();
+        self.locals.clear();
         self.len = 0;
     }
 }
@@ -935,72 +1210,176 @@ mod tests {
     #[test]
     fn entry_size() {
         eprintln!(
-            "hot {} + cold {} + free list 4 = {} bytes per entry",
-            PortTable::HOT_ENTRY_BYTES,
-            core::mem::size_of::<Cold>(),
-            PortTable::ENTRY_BYTES
+            "{} bytes per entry (one cache line), {} more for an entry with a spill",
+            PortTable::ENTRY_BYTES,
+            PortTable::SPILL_BYTES
         );
-        // A packet touches one cache line of its entry (also asserted at
-        // compile time next to `Hot`); 100k entries stay under 16 MB.
+        // A packet touches one cache line, and an entry without a spill is
+        // that line: 100k entries take 6.1 MiB besides the indexes.
         const {
             assert!(PortTable::HOT_ENTRY_BYTES == 64);
-            assert!(PortTable::ENTRY_BYTES <= 160);
+            assert!(PortTable::ENTRY_BYTES == 64);
         }
     }
 
     #[test]
-    fn split_counters_carry_and_saturate() {
-        let (mut low, mut high) = (u16::MAX - 1, 0);
-        add_packet(&mut low, &mut high);
-        assert_eq!(joined16(high, low), 65_535);
-        add_packet(&mut low, &mut high);
-        assert_eq!((joined16(high, low), high, low), (65_536, 1, 0));
-        let (mut low, mut high) = (u16::MAX, u16::MAX);
-        add_packet(&mut low, &mut high);
-        assert_eq!(joined16(high, low), u32::MAX);
-
-        let (mut low, mut high) = (u32::MAX - 10, 7);
-        add_bytes(&mut low, &mut high, 1500);
-        assert_eq!(joined32(high, low), (8u64 << 32) + 1489);
-        let (mut low, mut high) = (u32::MAX - 10, u32::MAX);
-        add_bytes(&mut low, &mut high, 1500);
-        assert_eq!(joined32(high, low), u64::MAX);
+    fn packed_fields_carry_their_overflow() {
+        let mut word = 0u64;
+        let [tx, rx] = packed::BYTES;
+        assert_eq!(tx.add(&mut word, (1 << 24) - 2), 0);
+        assert_eq!(rx.add(&mut word, 7), 0);
+        // 1500 more: 1498 carry past 2^24.
+        assert_eq!(tx.add(&mut word, 1500), 1 << 24);
+        assert_eq!((tx.get(word), rx.get(word)), (1498, 7));
+        // A 2-bit field wraps at 4, leaving its neighbours alone.
+        let [fin_tx, fin_rx] = packed::CONTROL[1];
+        for _ in 0..3 {
+            assert_eq!(fin_rx.add(&mut word, 1), 0);
+        }
+        assert_eq!(fin_rx.add(&mut word, 1), 4);
+        assert_eq!((fin_tx.get(word), fin_rx.get(word)), (0, 0));
+        assert_eq!((tx.get(word), rx.get(word)), (1498, 7));
+        // The largest amount a packet can add (a jumbogram's length).
+        // 7 + (2^32 - 1) = 2^32 + 6.
+        assert_eq!(rx.add(&mut word, u64::from(u32::MAX)), 1 << 32);
+        assert_eq!((tx.get(word), rx.get(word)), (1498, 6));
     }
 
     #[test]
-    fn counters_carry_into_the_cold_half() {
+    fn counters_carry_into_the_spill_and_saturate() {
         let mut table = PortTable::new(2);
-        let packet = udp(v4(10, 4000), remote_v4(1, 53), b"x");
-        table.account(0, Direction::Tx, &packet);
-        let position = table.position(Proto::Udp, 4000).unwrap();
-        table.hot[position].tx_packets = u16::MAX;
-        table.hot[position].tx_bytes = u32::MAX - 5;
-        table.account(1, Direction::Tx, &packet);
+        let (local, server) = (v4(10, 4000), remote_v4(1, 53));
+        let packet = udp(local, server, b"x");
+        for now in 0..65_537 {
+            table.account(now, Direction::Tx, &packet);
+        }
         let e = table.get(Proto::Udp, 4000).unwrap();
-        assert_eq!(e.tx_packets, 65_536);
-        assert_eq!(e.tx_bytes, u64::from(u32::MAX - 5) + packet.len() as u64);
-        assert_eq!((e.tx_data_packets, e.last_tx), (2, Some(1)));
+        assert_eq!((e.tx_packets, e.tx_data_packets), (65_537, 65_537));
+        assert_eq!(e.tx_bytes, 65_537 * packet.len() as u64);
+        assert_eq!((e.last_tx, e.udp_unanswered), (Some(65_536), 65_537));
+        // 16 MiB of bytes carry too: the low bits set just below the carry.
+        let position = table.position(Proto::Udp, 4000).unwrap();
+        let field = packed::BYTES[0];
+        let word = &mut table.lines[position].packed;
+        let low = field.get(*word);
+        *word = (*word & !(field.mask() << field.shift)) | ((field.mask() - 9) << field.shift);
+        table.account(70_000, Direction::Tx, &packet);
+        let e = table.get(Proto::Udp, 4000).unwrap();
+        let expected = 65_538 * packet.len() as u64 - low + field.mask() - 9;
+        assert_eq!(e.tx_bytes, expected);
+        assert!(expected > 1 << 24);
+        // Totals saturate.
+        let spill = table.spills.of(position as u32, &mut 0);
+        spill.packets[0] = u32::MAX - 1;
+        spill.bytes[0] = u64::MAX - 1;
+        table.account(70_001, Direction::Tx, &packet);
+        let e = table.get(Proto::Udp, 4000).unwrap();
+        assert_eq!((e.tx_packets, e.tx_bytes), (u32::MAX, u64::MAX));
+
+        // SYN, FIN and RST counts carry out of their few bits.
+        let port = v4(10, 4001);
+        for seq in 0..17 {
+            let syn = tcp(port, server, seq, 0, SYN, 1000, &[], &[]);
+            table.account(1, Direction::Tx, &syn);
+        }
+        for _ in 0..5 {
+            let fin = tcp(server, port, 9, 17, ACK | TcpFlags::FIN, 1000, &[], &[]);
+            table.account(2, Direction::Rx, &fin);
+            let rst = tcp(port, server, 17, 0, TcpFlags::RST, 0, &[], &[]);
+            table.account(3, Direction::Tx, &rst);
+        }
+        let e = table.get(Proto::Tcp, 4001).unwrap();
+        assert_eq!((e.syn_tx, e.syn_rx, e.fin_rx, e.fin_tx), (17, 0, 5, 0));
+        assert_eq!(
+            (e.rst_tx, e.rst_rx, e.tx_packets, e.rx_packets),
+            (5, 0, 22, 5)
+        );
     }
 
     #[test]
-    fn fingerprints_tell_endpoints_apart() {
-        let a: IpAddr = Ipv4Addr::new(192, 0, 2, 10).into();
-        let b: IpAddr = Ipv4Addr::new(198, 51, 100, 7).into();
-        let a6: IpAddr = "2001:db8::c000:20a".parse().unwrap();
-        let mapped: IpAddr = "::ffff:192.0.2.10".parse().unwrap();
-        let prints = [
-            fingerprint(&a, &b, 53),
-            fingerprint(&a, &b, 54),
-            fingerprint(&b, &a, 53),
-            fingerprint(&a6, &b, 53),
-            fingerprint(&mapped, &b, 53),
-        ];
+    fn ipv6_fingerprints_tell_addresses_apart() {
+        let addresses: Vec<Ipv6Addr> = [
+            "2001:db8::1",
+            "2001:db8::2",
+            "2001:db8:1::1",
+            "::ffff:192.0.2.10",
+            "2001:db8::1:0:0:1",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let prints: Vec<u32> = addresses.iter().map(fingerprint).collect();
         for (i, x) in prints.iter().enumerate() {
             for y in &prints[i + 1..] {
                 assert_ne!(x, y);
             }
         }
-        assert_eq!(fingerprint(&a, &b, 53), prints[0]);
+        assert_eq!(fingerprint(&addresses[0]), prints[0]);
+    }
+
+    #[test]
+    fn remotes_change_family_and_locals_overflow_the_list() {
+        let mut table = PortTable::new(4);
+        let remote6: SocketAddr = "[2001:db8:1::1]:53".parse().unwrap();
+        let local6: SocketAddr = "[2001:db8::10]:5353".parse().unwrap();
+        let other6: SocketAddr = "[2001:db8:1::2]:53".parse().unwrap();
+        table.account(0, Direction::Tx, &udp(local6, remote6, b"q"));
+        table.account(1, Direction::Tx, &udp(local6, other6, b"q"));
+        let e = table.get(Proto::Udp, 5353).unwrap();
+        assert_eq!((e.local_ip, e.remote.ip), (local6.ip(), other6.ip()));
+        // The same port over IPv4, then IPv6 again.
+        table.account(2, Direction::Tx, &udp(v4(10, 5353), remote_v4(1, 53), b"q"));
+        let e = table.get(Proto::Udp, 5353).unwrap();
+        assert_eq!(
+            (e.local_ip, e.remote.ip),
+            (v4(10, 0).ip(), remote_v4(1, 0).ip())
+        );
+        table.account(3, Direction::Rx, &udp(remote6, local6, b"a"));
+        let e = table.get(Proto::Udp, 5353).unwrap();
+        assert_eq!((e.local_ip, e.remote.ip), (local6.ip(), remote6.ip()));
+        assert_eq!((e.tx_packets, e.rx_packets, e.udp_answered), (3, 1, 1));
+
+        // More local addresses than the list holds: the rest spill, and
+        // still follow the packets.
+        for last in 0..=255u8 {
+            let local = SocketAddr::from((Ipv4Addr::new(203, 0, 113, last), 7000));
+            table.account(4, Direction::Tx, &udp(local, remote_v4(1, 53), b"q"));
+            let e = table.get(Proto::Udp, 7000).unwrap();
+            assert_eq!(e.local_ip, local.ip());
+        }
+        assert_eq!(table.locals.len(), LOCALS_MAX);
+        // A peer's packets to addresses we never sent from take at most
+        // half of the list: what we send from still finds room.
+        table.clear();
+        for last in 0..=255u8 {
+            let spoofed = SocketAddr::from((Ipv4Addr::new(203, 0, 113, last), 7001));
+            table.account(5, Direction::Rx, &udp(remote_v4(1, 53), spoofed, b"a"));
+            assert_eq!(table.get(Proto::Udp, 7001).unwrap().local_ip, spoofed.ip());
+        }
+        assert_eq!(table.locals.len(), LOCALS_MAX / 2);
+        for last in 0..=(LOCALS_MAX - LOCALS_MAX / 2) as u8 {
+            let ours = SocketAddr::from((Ipv4Addr::new(192, 0, 2, last), 7002));
+            table.account(6, Direction::Tx, &udp(ours, remote_v4(1, 53), b"q"));
+            let line = &table.lines[table.position(Proto::Udp, 7002).unwrap()];
+            assert_eq!(
+                line.local == SPILLED_LOCAL,
+                usize::from(last) == LOCALS_MAX - LOCALS_MAX / 2
+            );
+        }
+        table.clear();
+        for last in 0..=255u8 {
+            let local = SocketAddr::from((Ipv4Addr::new(203, 0, 113, last), 7000));
+            table.account(4, Direction::Tx, &udp(local, remote_v4(1, 53), b"q"));
+        }
+        let e = table.get(Proto::Udp, 7000).unwrap();
+        assert_eq!(e.tx_packets, 256);
+        // Removing the entry drops its spill; clearing empties the list.
+        let position = table.position(Proto::Udp, 7000).unwrap() as u32;
+        assert!(table.spills.by_line.contains_key(&position));
+        table.remove(Proto::Udp, 7000);
+        assert!(!table.spills.by_line.contains_key(&position));
+        table.clear();
+        assert!(table.locals.is_empty() && (table.spills.len() == 0));
     }
 
     /// The whole HTTP exchange of bug-4810_pppoe-session-http.pcap (30
@@ -1189,9 +1568,9 @@ mod tests {
         assert!(table.account(0, Direction::Tx, &packet(1001)).is_some());
         assert!(table.account(0, Direction::Tx, &packet(1002)).is_some());
         let capacity = (
-            table.hot.capacity(),
-            table.cold.capacity(),
-            table.free.capacity(),
+            table.lines.capacity(),
+            table.spills.capacity(),
+            table.locals.capacity(),
         );
         assert_eq!(table.account(0, Direction::Tx, &packet(1003)), None);
         assert_eq!(table.account(0, Direction::Tx, &packet(1003)), None);
@@ -1209,9 +1588,9 @@ mod tests {
         assert_eq!(table.len(), 2);
         assert_eq!(
             (
-                table.hot.capacity(),
-                table.cold.capacity(),
-                table.free.capacity()
+                table.lines.capacity(),
+                table.spills.capacity(),
+                table.locals.capacity()
             ),
             capacity
         );
@@ -1438,7 +1817,7 @@ mod tests {
             ),
         ) {
             let mut table = PortTable::new(8);
-            let capacity = (table.hot.capacity(), table.cold.capacity(), table.free.capacity());
+            let capacity = (table.lines.capacity(), table.spills.capacity(), table.locals.capacity());
             for (tx, now, packet) in packets {
                 let direction = if tx { Direction::Tx } else { Direction::Rx };
                 if let Some((proto, port)) = table.account(now, direction, &packet) {
@@ -1451,7 +1830,7 @@ mod tests {
             }
             prop_assert_eq!(table.iter().count(), table.len());
             prop_assert_eq!(
-                (table.hot.capacity(), table.cold.capacity(), table.free.capacity()),
+                (table.lines.capacity(), table.spills.capacity(), table.locals.capacity()),
                 capacity
             );
         }

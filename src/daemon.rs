@@ -20,7 +20,6 @@ use portdial_protocol::ethernet::MacAddr;
 use portdial_protocol::ipv6cp::link_local;
 use rand::RngCore;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::time::sleep_until;
 
 use crate::capture::Capture;
 use crate::config::DialConfig;
@@ -305,6 +304,10 @@ pub async fn run(options: DialConfig) -> Exit {
         .collect();
     let mut rx_lens = [0usize; BATCH];
     let mut upstream = Segments::new(FRAME_BUFFER);
+    let mut timer = match crate::timer::DeadlineTimer::new() {
+        Ok(timer) => timer,
+        Err(error) => return Exit::fail(exit::INTERNAL_ERROR, format!("timerfd: {error}")),
+    };
     while daemon.exit.is_none() {
         let wake = daemon.next_wake();
         tokio::select! {
@@ -326,7 +329,11 @@ pub async fn run(options: DialConfig) -> Exit {
                     Err(error) => daemon.on_tun_error(Instant::now(), &error),
                 }
             }
-            _ = sleep_until_opt(wake) => {
+            fired = timer.wait(wake) => {
+                if let Err(error) = fired {
+                    daemon.exit = Some(Exit::fail(exit::INTERNAL_ERROR, format!("timerfd: {error}")));
+                    continue;
+                }
                 daemon.on_timer(Instant::now());
             }
             event = link_event(&mut watcher) => {
@@ -402,13 +409,6 @@ async fn tun_recv(tun: Option<&Tun>, segments: &mut Segments) -> std::io::Result
 async fn link_event(watcher: &mut Option<LinkWatcher>) -> std::io::Result<LinkEvent> {
     match watcher {
         Some(watcher) => watcher.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => sleep_until(deadline.into()).await,
         None => std::future::pending().await,
     }
 }

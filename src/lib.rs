@@ -19,4 +19,5 @@ pub mod replay;
 pub mod resolv;
 pub mod secrets;
 pub mod state_file;
+pub mod timer;
 pub mod tun;

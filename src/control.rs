@@ -140,9 +140,8 @@ impl Access {
     /// at connect time (SO_PEERGROUPS), not read from /proc afterwards,
     /// where a recycled pid could speak for someone else. `None`: refused.
     fn permission(&self, uid: u32, gid: u32, groups: &[u32]) -> Option<Permission> {
-        let member = |group: Option<u32>| {
-            group.is_some_and(|group| gid == group || groups.contains(&group))
-        };
+        let member =
+            |group: Option<u32>| group.is_some_and(|group| gid == group || groups.contains(&group));
         if uid == 0 || uid == self.owner_uid || member(self.group) {
             Some(Permission::Full)
         } else if member(self.read_group) {

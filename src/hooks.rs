@@ -287,16 +287,15 @@ pub fn run_hook_with_timeout(
             _ => break,
         }
     }
-    let mut child = spawned
-        .map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => HookError::NotFound {
-                path: path.to_owned(),
-            },
-            _ => HookError::Spawn {
-                path: path.to_owned(),
-                source,
-            },
-        })?;
+    let mut child = spawned.map_err(|source| match source.kind() {
+        io::ErrorKind::NotFound => HookError::NotFound {
+            path: path.to_owned(),
+        },
+        _ => HookError::Spawn {
+            path: path.to_owned(),
+            source,
+        },
+    })?;
     let (sender, output) = mpsc::channel();
     if let Some(stdout) = child.stdout.take() {
         collect(stdout, sender.clone());

@@ -127,6 +127,13 @@ fn inspect_general(ip_packet: &[u8]) -> Result<FlowInfo> {
 /// Returns whether the packet changed. Fragments and non-TCP packets are left
 /// alone.
 pub fn clamp_mss_in_packet(ip_packet: &mut [u8], max_mss: u16) -> bool {
+    // Every packet going up passes here, and only SYNs are ever changed:
+    // a plain TCP header that is not a SYN, or a plain header of another
+    // protocol, is left at a glance instead of parsed a second time (the port
+    // accounting has already parsed it).
+    if !could_be_tcp_syn(ip_packet) {
+        return false;
+    }
     let tcp_range = match ip_packet.first().map(|byte| byte >> 4) {
         Some(4) => {
             let Ok(ip) = ipv4::Packet::new_checked(&*ip_packet) else {
@@ -316,6 +323,26 @@ fn read_icmp(flow: &mut FlowInfo, segment: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// False only when the packet surely carries no TCP SYN: a plain IPv4
+/// header (no options) or a plain IPv6 header (no extension headers) whose
+/// protocol is not TCP, or whose TCP flags lack SYN. Anything else (options,
+/// extension headers, short packets) is for the full parse to judge.
+fn could_be_tcp_syn(ip_packet: &[u8]) -> bool {
+    let (protocol, tcp_start) = match ip_packet.first() {
+        Some(0x45) => (ip_packet.get(9), 20),
+        Some(byte) if byte >> 4 == 6 => (ip_packet.get(6), 40),
+        _ => return true,
+    };
+    let syn = tcp::TcpFlags::SYN.0;
+    match protocol {
+        Some(&protocol::TCP) => ip_packet
+            .get(tcp_start + 13)
+            .is_none_or(|flags| flags & syn != 0),
+        Some(&protocol::UDP) | Some(&protocol::ICMP) | Some(&protocol::ICMPV6) => false,
+        _ => true,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -349,6 +376,31 @@ mod tests {
         assert_eq!(ack, fixtures::HTTP_ACK);
         // Garbage never panics.
         assert!(!clamp_mss_in_packet(&mut [0x45, 0, 0], 536));
+    }
+
+    #[test]
+    fn the_glance_before_clamping_never_skips_a_syn() {
+        // Every flags byte on a real SYN: the quick look turns a packet away
+        // only when the full path (tcp::clamp_mss) would refuse it too.
+        for flags in 0..=255u8 {
+            let mut packet = fixtures::HTTP_SYN;
+            packet[20 + 13] = flags;
+            let syn = flags & tcp::TcpFlags::SYN.0 != 0;
+            assert_eq!(could_be_tcp_syn(&packet), syn, "flags {flags:#04x}");
+            let mut reference = packet;
+            assert_eq!(
+                tcp::clamp_mss(&mut reference[20..], 536),
+                clamp_mss_in_packet(&mut packet, 536),
+                "flags {flags:#04x}"
+            );
+        }
+        // UDP and ICMP are turned away at a glance; IPv4 options and short
+        // packets go to the full parse.
+        let mut udp = fixtures::HTTP_SYN;
+        udp[9] = protocol::UDP;
+        assert!(!could_be_tcp_syn(&udp));
+        assert!(could_be_tcp_syn(&[0x46, 0, 0]));
+        assert!(could_be_tcp_syn(&[0x45]));
     }
 
     #[test]
